@@ -1,0 +1,33 @@
+# The README's commands. Each one first makes sure .venv is set up (a no-op when it already is).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup lab test notebooks lint doctor benchmarks set-repo-url clean
+
+setup:
+	@$(PY) tools/setup_env.py
+
+lab: setup            ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/
+
+test: setup           ## unit tests + every notebook executed by nbval
+	$(BIN)/python -m pytest
+
+notebooks: setup      ## execute every notebook headless into build/executed/ (for workshop prep)
+	$(BIN)/python tools/run_notebooks.py
+
+lint: setup
+	$(BIN)/ruff check .
+
+doctor: setup
+	$(BIN)/python -m course_utils.doctor
+
+benchmarks: setup
+	$(BIN)/python benchmarks/run_all.py
+
+set-repo-url: setup  ## make set-repo-url URL=https://github.com/you/fork.git
+	$(BIN)/python tools/set_repo_url.py $(URL)
+
+clean:
+	rm -rf build

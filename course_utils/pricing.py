@@ -1,0 +1,71 @@
+"""What tokens cost: DeepSeek's API prices (dated and sourced) against renting a GPU by the hour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+PRICING_PAGE = "https://api-docs.deepseek.com/quick_start/pricing"
+
+
+@dataclass(frozen=True)
+class ApiPrice:
+    """US dollars per million tokens."""
+
+    api_model: str
+    serves: str               # catalog model behind the API name on that date
+    input_cache_hit: float
+    input_cache_miss: float
+    output: float
+    off_peak_discount: float  # fraction off every price between 16:30 and 00:30 UTC
+    as_of: str
+    source: str
+
+
+# The price list in force on 2025-03-06 (off-peak discounts began 2025-02-26; the list was replaced 2025-09-05).
+API_PRICES = {
+    "deepseek-chat": ApiPrice("deepseek-chat", "deepseek-ai/DeepSeek-V3", 0.07, 0.27, 1.10, 0.50,
+                              "2025-03-06", PRICING_PAGE),
+    "deepseek-reasoner": ApiPrice("deepseek-reasoner", "deepseek-ai/DeepSeek-R1", 0.14, 0.55, 2.19, 0.75,
+                                  "2025-03-06", PRICING_PAGE),
+}
+OFF_PEAK_START, OFF_PEAK_END = time(16, 30), time(0, 30)   # UTC
+
+
+def _price(api_model: str) -> ApiPrice:
+    if api_model not in API_PRICES:
+        raise ValueError(f"unknown API model {api_model!r}; known: {', '.join(API_PRICES)}")
+    return API_PRICES[api_model]
+
+
+def is_off_peak(when: datetime) -> bool:
+    """True inside the discount window 16:30-00:30 UTC (it wraps past midnight). Naive datetimes are UTC."""
+    t = (when if when.tzinfo is None else when.astimezone(UTC)).time()
+    return t >= OFF_PEAK_START or t < OFF_PEAK_END
+
+
+def api_cost(api_model: str, input_tokens: int, output_tokens: int, *, cache_hit_rate: float = 0.0,
+             off_peak: bool = False) -> float:
+    """Dollars for one workload. A reasoner's output tokens include its reasoning, billed like the answer."""
+    if not 0.0 <= cache_hit_rate <= 1.0:
+        raise ValueError(f"cache_hit_rate must be in [0, 1], got {cache_hit_rate!r}")
+    if input_tokens < 0 or output_tokens < 0:
+        raise ValueError("token counts must be non-negative")
+    p = _price(api_model)
+    per_million = (input_tokens * (cache_hit_rate * p.input_cache_hit + (1 - cache_hit_rate) * p.input_cache_miss)
+                   + output_tokens * p.output) / 1e6
+    return per_million * (1 - p.off_peak_discount if off_peak else 1.0)
+
+
+def self_hosted_cost_per_million(gpu_hourly_usd: float, n_gpus: int, tokens_per_second: float) -> float:
+    """Dollars per million generated tokens when a rented machine is kept busy at ``tokens_per_second``."""
+    if gpu_hourly_usd <= 0 or n_gpus <= 0 or tokens_per_second <= 0:
+        raise ValueError("hourly price, GPU count and tokens per second must all be positive")
+    return gpu_hourly_usd * n_gpus / (tokens_per_second * 3600) * 1e6
+
+
+def break_even_tokens_per_second(gpu_hourly_usd: float, n_gpus: int, api_usd_per_million: float) -> float:
+    """The sustained output rate at which renting GPUs costs the same per token as the API."""
+    if api_usd_per_million <= 0:
+        raise ValueError("the API price must be positive")
+    return gpu_hourly_usd * n_gpus / 3600 / api_usd_per_million * 1e6

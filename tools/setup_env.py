@@ -1,0 +1,88 @@
+"""Create or update the course's virtual environment in .venv (idempotent: a second run takes a second).
+
+    python3 tools/setup_env.py            # picks cpu / cuda / mac for this machine
+    COURSE_FLAVOUR=cpu python3 tools/setup_env.py
+
+Standard library only, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course_utils.flavour import CPU_UNWANTED, FLAVOURS, detect_flavour  # noqa: E402
+
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+STAMP = VENV / ".course-environment"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def fingerprint(flavour: str) -> str:
+    text = flavour + "".join((ROOT / "requirements" / f).read_text() for f in sorted(os.listdir(ROOT / "requirements")))
+    text += (ROOT / "pyproject.toml").read_text()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reachable(url: str, seconds: float = 5.0) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=seconds)
+        return True
+    except Exception:
+        return False
+
+
+def pip(*args: str) -> None:
+    cmd = [str(PY), "-m", "pip", *args]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main() -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036  (this script runs under whatever python3 the user has)
+        print(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}. "
+              "Run with a newer python3, e.g. `make PY=python3.11 test`.", file=sys.stderr)
+        return 1
+    try:
+        flavour = detect_flavour(os.environ.get("COURSE_FLAVOUR"))
+    except ValueError as err:
+        print(f"Cannot set up here: {err}", file=sys.stderr)
+        return 1
+    wanted = fingerprint(flavour)
+    if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
+        print(f"Environment .venv is up to date ({flavour} flavour).")
+        return 0
+
+    started = time.time()
+    print(f"Setting up .venv with the {flavour} flavour ({FLAVOURS[flavour]}); a cold install takes a few minutes.")
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    extra = []
+    if flavour == "cpu" and reachable(TORCH_CPU_INDEX):
+        extra = ["--extra-index-url", TORCH_CPU_INDEX]   # where torch's +cpu wheels live
+    try:
+        pip("install", "--progress-bar", "on", *extra, "-r", str(ROOT / FLAVOURS[flavour]))
+    except subprocess.CalledProcessError:
+        print("\nInstalling the packages failed (see pip's message above). If pip could not find "
+              "torch==2.13.0+cpu, PyTorch's CPU index is unreachable: download the wheel for your Python from "
+              f"{TORCH_CPU_INDEX}/torch/ and `pip install` it into .venv, then run this again.", file=sys.stderr)
+        return 1
+    if flavour == "cpu":
+        pip("uninstall", "--yes", *CPU_UNWANTED)
+    pip("install", "--no-deps", "-e", str(ROOT))
+    STAMP.write_text(wanted)
+    print(f"Environment ready in {time.time() - started:.0f} s. Check it with: .venv/bin/python -m course_utils.doctor")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
