@@ -1,0 +1,101 @@
+"""Knowledge distillation (Hinton, Vinyals and Dean, 2015, "Distilling the Knowledge in a Neural Network").
+
+The student learns from the teacher's *soft targets*: the teacher's probabilities at a temperature T > 1, which
+spread mass over the wrong-but-plausible classes ("dark knowledge"). The soft loss is multiplied by T^2 because its
+gradient scales as 1/T^2; the factor keeps the two losses' relative weight the same whatever T is.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_temperature(temperature: float) -> None:
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+
+
+def softmax_t(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """softmax(z / T): T = 1 is the usual softmax; a larger T gives a softer distribution."""
+    _check_temperature(temperature)
+    return (logits / temperature).softmax(dim=-1)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None = None,
+            temperature: float = 4.0, alpha: float = 0.5, ignore_index: int = -100) -> torch.Tensor:
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels); a scalar, mean over positions.
+
+    Logits are [..., classes] (a batch of examples, or of sequences of tokens). Without ``labels`` the hard term is
+    absent. With labels, positions labelled ``ignore_index`` count in neither term (e.g. a prompt's tokens).
+    """
+    _check_temperature(temperature)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    if student_logits.shape[-1] != teacher_logits.shape[-1]:
+        raise ValueError(f"teacher and student have different vocabularies: {teacher_logits.shape[-1]} teacher "
+                         f"classes against {student_logits.shape[-1]} student classes; distillation on logits needs "
+                         "the same classes (the same tokenizer) on both sides")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape")
+    classes = student_logits.shape[-1]
+    student = student_logits.reshape(-1, classes).float()
+    teacher = teacher_logits.reshape(-1, classes).float().detach()
+    keep = torch.ones(student.shape[0], dtype=torch.bool, device=student.device)
+    if labels is not None:
+        if labels.shape != student_logits.shape[:-1]:
+            raise ValueError(f"labels have shape {tuple(labels.shape)}, expected {tuple(student_logits.shape[:-1])}")
+        labels = labels.reshape(-1)
+        keep = labels != ignore_index
+    if not keep.any():
+        raise ValueError("every position is ignored: nothing to learn from")
+    log_q = F.log_softmax(student[keep] / temperature, dim=-1)
+    log_p = F.log_softmax(teacher[keep] / temperature, dim=-1)
+    soft = (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()        # KL(p || q), mean over positions
+    loss = alpha * temperature**2 * soft
+    if labels is not None and alpha < 1.0:
+        loss = loss + (1.0 - alpha) * F.cross_entropy(student[keep], labels[keep])
+    return loss
+
+
+# ---------------------------------------------------------------- small classifiers for the toy experiments
+
+
+def mlp(sizes: list[int], dropout: float = 0.0) -> torch.nn.Sequential:
+    """A ReLU multilayer perceptron, e.g. mlp([64, 512, 512, 10], dropout=0.3)."""
+    layers: list[torch.nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers += [torch.nn.ReLU()] + ([torch.nn.Dropout(dropout)] if dropout else [])
+    return torch.nn.Sequential(*layers)
+
+
+def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, *, epochs: int = 300,
+                     lr: float = 3e-3, weight_decay: float = 0.0, teacher_logits: torch.Tensor | None = None,
+                     temperature: float = 4.0, alpha: float = 0.9, input_noise: float = 0.0,
+                     seed: int = 0) -> torch.nn.Module:
+    """Full-batch Adam. With ``teacher_logits``: ``kd_loss`` (soft targets, plus hard labels if ``y`` is given);
+    without: cross-entropy on ``y``. ``input_noise`` adds Gaussian jitter to the inputs each epoch (a regulariser,
+    like the jitter Hinton et al. used for their MNIST teacher)."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    for _ in range(epochs):
+        inputs = x + input_noise * torch.randn_like(x) if input_noise else x
+        logits = model(inputs)
+        if teacher_logits is None:
+            loss = F.cross_entropy(logits, y)
+        else:
+            loss = kd_loss(logits, teacher_logits, y, temperature=temperature, alpha=alpha if y is not None else 1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Number of misclassified examples (the unit of Hinton et al.'s MNIST table)."""
+    return int((model(x).argmax(-1) != y).sum())

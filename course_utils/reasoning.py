@@ -1,0 +1,104 @@
+"""Reading R1-style completions: split the thinking from the answer, find the boxed answer, grade it.
+
+An R1 distill writes ``<think>\\n ... \\n</think>\\n\\n`` and then its answer, with the final result in
+``\\boxed{...}``. Its chat template already ends the prompt with ``<think>\\n``, so a raw completion usually starts
+inside the thinking, without the opening tag; vLLM's reasoning parser returns the two parts apart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+THINK_START, THINK_END = "<think>", "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of a completion, with or without the opening ``<think>``.
+
+    - ``<think> R </think> A`` and ``R </think> A`` (prompt ended in ``<think>``) give (R, A);
+    - no ``</think>`` at all: if it starts with ``<think>`` the thinking never ended, so (rest, "");
+      otherwise there was no thinking: ("", text).
+    Surrounding whitespace is stripped from both parts.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, got {type(text).__name__}")
+    body = text.lstrip()
+    opened = body.startswith(THINK_START)
+    if opened:
+        body = body[len(THINK_START):]
+    if THINK_END in body:
+        reasoning, _, answer = body.partition(THINK_END)
+        return reasoning.strip(), answer.strip()
+    return (body.strip(), "") if opened else ("", text.strip())
+
+
+def extract_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if there is none."""
+    if not isinstance(text, str):
+        return None
+    best = None
+    for command in ("\\boxed", "\\fbox"):
+        start = text.rfind(command + "{")
+        if start > (best[0] if best else -1):
+            best = (start, len(command) + 1)
+    if best is None:
+        return None
+    i = begin = best[0] + best[1]
+    depth = 1
+    while i < len(text):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[begin:i]
+        i += 1
+    return None   # unbalanced: the box was never closed (e.g. generation cut off)
+
+
+def is_correct(prediction: str | None, gold: str) -> bool:
+    """Does ``prediction`` equal ``gold`` mathematically (1/2 = 0.5 = \\frac{1}{2})? Graded by math-verify.
+    A full completion is accepted too: its last boxed answer is graded."""
+    if prediction is None:
+        return False
+    boxed = extract_boxed(prediction)
+    candidate = boxed if boxed is not None else prediction
+    if candidate.strip() == str(gold).strip():
+        return True
+    from math_verify import parse, verify
+
+    def read(s: str):
+        s = s.strip()
+        return parse(s if s.startswith("$") else f"${s}$")
+
+    try:
+        return bool(verify(read(str(gold)), read(candidate)))
+    except Exception:   # math-verify gives up on some inputs: then it is not a match
+        return False
+
+
+def pass_at_1(correct: list[list[bool]]) -> float:
+    """Mean over problems of the fraction of the k samples that are right (the R1 paper's pass@1 with k samples)."""
+    if not correct or any(len(c) == 0 for c in correct):
+        raise ValueError("need at least one sample for every problem")
+    return sum(sum(c) / len(c) for c in correct) / len(correct)
+
+
+def majority_answer(answers: list[str | None]) -> str | None:
+    """Most frequent non-empty answer (ties: the one seen first)."""
+    counts = Counter(a.strip() for a in answers if a)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def cons_at_k(answers: list[list[str | None]], golds: list[str]) -> float:
+    """Majority vote over each problem's k answers, then accuracy (the R1 paper's cons@64 with k = 64)."""
+    if len(answers) != len(golds):
+        raise ValueError(f"{len(answers)} answer lists for {len(golds)} gold answers")
+    return sum(is_correct(majority_answer(a), g) for a, g in zip(answers, golds, strict=True)) / len(golds)
+
+
+def token_counts(text: str, tokenizer) -> dict[str, int]:
+    """Reasoning and answer tokens of a completion, counted with the model's own tokenizer."""
+    reasoning, answer = split_reasoning(text)
+    count = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else 0
+    return {"reasoning_tokens": count(reasoning), "answer_tokens": count(answer)}

@@ -1,0 +1,73 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.distill import kd_loss, softmax_t
+
+
+def test_soft_gradient_is_one_over_t_times_q_minus_p():
+    torch.manual_seed(0)
+    z = torch.randn(5, 10, requires_grad=True)     # student logits
+    v = torch.randn(5, 10)                          # teacher logits
+    for t in (1.0, 2.0, 7.5):
+        z.grad = None
+        (kd_loss(z, v, temperature=t, alpha=1.0) / t**2).backward()   # the KL alone, without the T^2 factor
+        q, p = softmax_t(z.detach(), t), softmax_t(v, t)
+        torch.testing.assert_close(z.grad, (q - p) / t / z.shape[0])  # mean over the batch of 5
+
+
+def test_t_squared_keeps_the_soft_gradient_size_constant():
+    torch.manual_seed(1)
+    z = torch.randn(64, 10)
+    v = torch.randn(64, 10)
+    z, v = z - z.mean(-1, keepdim=True), v - v.mean(-1, keepdim=True)   # zero-mean logits, as Hinton assumes
+    with_t2, without = [], []
+    for t in (2.0, 4.0, 8.0, 16.0, 32.0):
+        zz = z.clone().requires_grad_()
+        kd_loss(zz, v, temperature=t, alpha=1.0).backward()
+        with_t2.append(zz.grad.norm().item())
+        without.append(zz.grad.norm().item() / t**2)
+    assert max(with_t2) / min(with_t2) < 1.3        # roughly constant across a 16x range of T
+    assert max(without) / min(without) > 100        # without the factor it shrinks like 1/T^2
+
+
+def test_loss_mixes_soft_and_hard_terms():
+    torch.manual_seed(2)
+    z, v, y = torch.randn(4, 6), torch.randn(4, 6), torch.tensor([0, 1, 2, 3])
+    assert kd_loss(z, v, y, temperature=3.0, alpha=0.0).item() == pytest.approx(F.cross_entropy(z, y).item())
+    assert kd_loss(z, z, y, temperature=3.0, alpha=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    soft = kd_loss(z, v, temperature=3.0, alpha=1.0)
+    mixed = kd_loss(z, v, y, temperature=3.0, alpha=0.25)
+    assert mixed.item() == pytest.approx(0.25 * soft.item() + 0.75 * F.cross_entropy(z, y).item(), rel=1e-5)
+    assert mixed.dim() == 0
+
+
+def test_sequence_logits_and_ignored_positions():
+    z, v = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    labels = torch.tensor([[-100, -100, 1, 2, 3], [-100, 4, 5, 6, 0]])
+    full = kd_loss(z, v, labels, temperature=2.0, alpha=0.5)
+    keep = labels != -100
+    manual = kd_loss(z[keep], v[keep], labels[keep], temperature=2.0, alpha=0.5)
+    torch.testing.assert_close(full, manual)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(temperature=0), "temperature must be a positive number, got 0"),
+    (dict(temperature=-1.5), "temperature must be a positive number"),
+    (dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
+    (dict(alpha=-0.1), r"alpha must be in \[0, 1\]"),
+])
+def test_bad_hyperparameters(kw, message):
+    with pytest.raises(ValueError, match=message):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 3), **kw)
+
+
+def test_bad_shapes_and_vocabularies():
+    with pytest.raises(ValueError, match="different vocabularies: 5 teacher classes against 3 student"):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 5))
+    with pytest.raises(ValueError, match="same shape"):
+        kd_loss(torch.randn(2, 3), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="labels have shape"):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="every position is ignored"):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([-100, -100]))
