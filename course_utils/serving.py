@@ -158,8 +158,8 @@ class VLLMServer:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"the vLLM server did not become healthy within {self.startup_timeout:.0f} s "
-                           f"(a big model may need longer: pass startup_timeout=...). End of its log:\n{self.log_tail()}")
+        raise TimeoutError(f"the vLLM server did not become healthy within {self.startup_timeout:.0f} s (a big "
+                           f"model may need longer: pass startup_timeout=...). End of its log:\n{self.log_tail()}")
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds. Safe to call twice."""
