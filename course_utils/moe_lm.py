@@ -91,7 +91,10 @@ def train_lm(model: TinyMoELM, corpus: MixedCorpus, config: TrainConfig, device=
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps, pct_start=0.1)
     history, started = History(), time.time()
     n_experts = model.moes[0].config.n_experts
-    for _ in tqdm(range(config.steps), desc=f"balancing={config.balancing}", disable=not progress, leave=False):
+    # mininterval: few updates, because a notebook kernel drops output messages beyond ~1000 per busy cell
+    bar = tqdm(range(config.steps), desc=f"balancing={config.balancing}", disable=not progress, leave=False,
+               mininterval=2.0)
+    for _ in bar:
         inputs, targets, _ = corpus.batch(config.batch_size, config.seq_len, generator)
         logits = model(inputs.to(device))
         loss = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), targets.to(device).reshape(-1))

@@ -209,7 +209,9 @@ def train(model, data: Examples, settings: TrainSettings, teacher=None, progress
         opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / decay)))
     model.train()
     losses, started = [], time.time()
-    for step in tqdm(range(1, settings.steps + 1), desc="training", disable=not progress, leave=False):
+    # mininterval: few updates, because a notebook kernel drops output messages beyond ~1000 per busy cell
+    steps = tqdm(range(1, settings.steps + 1), desc="training", disable=not progress, leave=False, mininterval=2.0)
+    for step in steps:
         rows = torch.randint(0, len(data.input_ids), (settings.batch_size,), generator=generator)
         ids, labels = data.input_ids[rows], data.labels[rows]
         used = int((labels != -100).any(0).nonzero().max()) + 1   # drop all-padding columns
