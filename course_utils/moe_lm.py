@@ -4,7 +4,7 @@ choice of load balancing: none, the Switch auxiliary loss, or DeepSeek-V3's bias
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -148,7 +148,3 @@ def make_model(router: str = "deepseek_v3", d_model: int = 64, n_experts: int = 
     torch.manual_seed(seed)
     config = M.MoEConfig(d_model, expert_size, n_experts, top_k, router=router, n_shared=n_shared, **moe_options)
     return TinyMoELM(config, n_layers=n_layers)
-
-
-def with_balancing(config: TrainConfig, balancing: str) -> TrainConfig:
-    return replace(config, balancing=balancing)

@@ -255,7 +255,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 96, bat
 
 
 def grade(completions: list[str], pairs) -> dict:
-    """Accuracy by the boxed answer, and the mean thinking length in tokens of the trace (lines x ~19)."""
+    """Accuracy by the boxed answer, and the mean length of the thinking in characters."""
     right = [extract_boxed(c) == str(a + b) for c, (a, b) in zip(completions, pairs, strict=True)]
     thinking = [split_reasoning(c)[0] for c in completions]
     return {"accuracy": sum(right) / len(right), "correct": right,
