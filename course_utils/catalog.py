@@ -253,7 +253,11 @@ def kv_cache_bytes_per_token(name: str, dtype: str = "bfloat16", attention: str 
     ``kv_lora_rank`` plus one shared rotary key of ``qk_rope_head_dim`` per layer.
     attention="mha": what plain multi-head attention with the same heads would store (for comparison).
     """
-    c = resolve(name).config
+    return config_kv_bytes_per_token(resolve(name).config, dtype, attention)
+
+
+def config_kv_bytes_per_token(c: dict, dtype: str = "bfloat16", attention: str = "native") -> float:
+    """``kv_cache_bytes_per_token`` for any config.json (a dict), e.g. a local checkpoint's."""
     size = BYTES_PER_PARAM[normalise_dtype(dtype)]
     layers, heads = c["num_hidden_layers"], c["num_attention_heads"]
     if attention not in ("native", "mha"):

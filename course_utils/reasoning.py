@@ -102,3 +102,32 @@ def token_counts(text: str, tokenizer) -> dict[str, int]:
     reasoning, answer = split_reasoning(text)
     count = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else 0
     return {"reasoning_tokens": count(reasoning), "answer_tokens": count(answer)}
+
+
+# ---------------------------------------------------------------- reading traces and curves
+
+# Words with which R1-style models pause, doubt or re-check (the R1 paper's "aha moment" is a "Wait").
+REFLECTION_MARKERS = ("Wait", "Hmm", "But wait", "Alternatively", "Let me check", "Let me verify", "double-check",
+                      "Actually", "However")
+
+
+def annotate_trace(reasoning: str) -> list[dict]:
+    """One row per non-empty paragraph (or line) of a trace: its text, length and the reflection words in it."""
+    parts = [p for p in reasoning.split("\n\n") if p.strip()]
+    if len(parts) <= 1:
+        parts = [p for p in reasoning.splitlines() if p.strip()]
+    return [{"step": i + 1, "text": p.strip(), "chars": len(p.strip()),
+             "markers": [m for m in REFLECTION_MARKERS if m.lower() in p.lower()]} for i, p in enumerate(parts)]
+
+
+def cons_curve(answers: list[list[str | None]], golds: list[str], ks: list[int]) -> dict[int, float]:
+    """cons@k for each k, averaged over the disjoint groups of k samples that each problem's answers allow
+    (k = 1 is then pass@1 over all samples). Every problem needs at least max(ks) answers."""
+    need = max(ks)
+    if any(len(a) < need for a in answers):
+        raise ValueError(f"cons@{need} needs {need} answers for every problem")
+    curve = {}
+    for k in ks:
+        groups = need // k
+        curve[k] = sum(cons_at_k([a[g * k:(g + 1) * k] for a in answers], golds) for g in range(groups)) / groups
+    return curve

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,7 +29,12 @@ import tempfile
 import time
 import urllib.request
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
+
+from course_utils import catalog, hardware
+
+GIB = 1024**3
 
 _RUNNING: weakref.WeakSet = weakref.WeakSet()
 
@@ -78,6 +85,91 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1
 
 
+# ---------------------------------------------------------------- checks before anything starts
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What to load: a local folder or a catalog model on the Hub, with the facts the checks need."""
+
+    model: str               # absolute folder path, or Hub id
+    name: str                # short name to serve it under
+    local: bool
+    max_positions: int       # the longest context the config allows (vLLM refuses a larger max_model_len)
+    weights_gib: float       # bf16 weights for a Hub model; the files' size for a folder
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(repo: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+    except ImportError:
+        return False
+
+
+def resolve_model(model: str | os.PathLike) -> ModelSource:
+    """A local model folder, or a DeepSeek model from the course catalog (Hub id or short name)."""
+    text = str(model)
+    if _looks_like_path(text) or Path(text).expanduser().exists():
+        path = Path(text).expanduser()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"no model at {path} (a model folder holds a config.json). For the toy R1 use "
+                                    "course_utils.toy_reasoner.checkpoint_path()")
+        config = json.loads((path / "config.json").read_text())
+        size = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size
+                                                                              for f in path.glob("*.bin"))
+        return ModelSource(str(path.resolve()), path.resolve().name, True,
+                           int(config.get("max_position_embeddings", 0)) or 10**9, size / GIB)
+    try:
+        facts = catalog.resolve(text)
+    except ValueError as error:
+        raise ValueError(f"{error} Any other model: pass the path of its downloaded folder.") from None
+    return ModelSource(facts.name, facts.name.split("/")[1], False, facts.config["max_position_embeddings"],
+                       catalog.weight_bytes(facts.name, "bfloat16") / GIB)
+
+
+def check_model(model: str | os.PathLike, max_model_len: int | None = None, device=None) -> ModelSource:
+    """Refuse, at once and with advice, what vLLM would refuse slowly or with a deep stack trace: an unknown model,
+    a ``max_model_len`` above the model's, a model too big for this machine, a Hub model while offline."""
+    source = resolve_model(model)
+    if max_model_len is not None:
+        if not isinstance(max_model_len, int) or max_model_len < 1:
+            raise ValueError(f"max_model_len must be a positive whole number of tokens, got {max_model_len!r}")
+        if max_model_len > source.max_positions:
+            raise ValueError(f"max_model_len={max_model_len} is above what {source.name} supports "
+                             f"({source.max_positions} tokens, max_position_embeddings in its config.json); "
+                             f"use max_model_len <= {source.max_positions}")
+    device = device or hardware.detect_device()
+    if device.kind != "cuda":
+        budget = 0.8 * device.ram_gib
+        if source.weights_gib + 1 > budget:
+            raise MemoryError(f"{source.name} needs {source.weights_gib:.1f} GiB for its weights alone; this "
+                              f"{device.kind.upper()} machine has {device.ram_gib:.0f} GiB of RAM. Serve it on a GPU "
+                              "(see notebook 00's calculator), or on this machine serve the toy R1: "
+                              "course_utils.toy_reasoner.checkpoint_path()")
+    elif not source.local:
+        plan = hardware.plan_serving(source.model, memory_gib=device.free_gib, bf16=device.bf16, fp8=device.bf16,
+                                     min_context=max_model_len or 4096)
+        if not plan.fits:
+            smaller = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=max_model_len or 4096)
+            advice = f"; the largest that fits: {smaller.model}" if smaller else ""
+            raise MemoryError(f"{source.name} does not fit on this {device.name} with {device.free_gib:.0f} GiB "
+                              f"free: {plan.reason}{advice}")
+    if not source.local and not _in_hub_cache(source.model) and not hub_reachable():
+        raise ConnectionError(f"{source.model} is not downloaded here and huggingface.co cannot be reached. "
+                              "Connect to the internet (or copy the model folder here and pass its path)")
+    return source
+
+
 class VLLMServer:
     """Start ``python -m vllm.entrypoints.openai.api_server`` for ``model`` (a local folder or a Hub id)."""
 
@@ -85,13 +177,8 @@ class VLLMServer:
                  reasoning_parser: str | None = "deepseek_r1", max_model_len: int | None = None,
                  dtype: str | None = None, startup_timeout: float = 180.0, extra_args: list[str] | None = None,
                  kv_cache_gib: int = 1):
-        model = str(model)
-        if _looks_like_path(model) or Path(model).exists():
-            path = Path(model).expanduser()
-            if not (path / "config.json").exists():
-                raise FileNotFoundError(f"no model at {path} (a model folder holds a config.json). For the toy R1 use "
-                                        "course_utils.toy_reasoner.checkpoint_path()")
-            model = str(path.resolve())
+        source = check_model(model, max_model_len)
+        model = source.model
         if importlib.util.find_spec("vllm") is None:
             raise RuntimeError("vLLM is not installed here (no wheel exists for macOS): serve with transformers "
                                "instead, or run `make setup` on Linux")
@@ -99,7 +186,7 @@ class VLLMServer:
             raise OSError(f"port {port} on 127.0.0.1 is already in use (another server?); pass another port, or "
                           "port=None to pick a free one")
         self.model = model
-        self.model_name = served_model_name or Path(model).name
+        self.model_name = served_model_name or source.name
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
@@ -110,7 +197,7 @@ class VLLMServer:
             self.args += ["--max-model-len", str(max_model_len)]
         if dtype:
             self.args += ["--dtype", dtype]
-        self.env = dict(os.environ)
+        self.env = dict(os.environ, VLLM_LOGGING_LEVEL="INFO")   # its log file must hold the memory lines
         if on_cpu():
             self.args += ["--enforce-eager"]                         # no graph capture: a much faster start
             self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
@@ -128,6 +215,10 @@ class VLLMServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def memory_report(self) -> dict:
+        """Memory as the server logged it at start-up (see ``memory_from_log``)."""
+        return memory_from_log(self.log_path.read_text(errors="replace"))
 
     def start(self) -> VLLMServer:
         started = time.time()
@@ -186,6 +277,26 @@ class VLLMServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+_MEMORY_LINES = {
+    "weights_gib": r"Model loading took ([\d.]+) GiB",                  # GPU: weights on the device
+    "checkpoint_gib": r"Checkpoint size: ([\d.]+) GiB",                # the files on disk
+    "kv_cache_gib": r"Available KV cache memory: ([\d.]+) GiB|Explicitly set \(([\d.]+)/",
+    "kv_cache_tokens": r"[GC]PU KV cache size: ([\d,]+) tokens",
+}
+
+
+def memory_from_log(text: str) -> dict:
+    """Weights, KV-cache size and KV-cache capacity in tokens, read from vLLM's start-up log lines."""
+    found = {}
+    for key, pattern in _MEMORY_LINES.items():
+        match = re.findall(pattern, text)
+        if match:
+            last = match[-1]
+            value = next(v for v in last if v) if isinstance(last, tuple) else last
+            found[key] = int(value.replace(",", "")) if key == "kv_cache_tokens" else float(value)
+    return found
 
 
 @atexit.register

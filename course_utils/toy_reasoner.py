@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +82,28 @@ def completion(a: int, b: int, with_trace: bool = True, thinking: str | None = N
     if thinking is not None:
         body = thinking
     return f"{body}\n{THINK_END}\n\n\\boxed{{{a + b}}}"
+
+
+_STEP = re.compile(r"(\d)\+(\d)\+(\d)=(\d+): write (\d), carry (\d)")
+
+
+def check_steps(reasoning: str) -> list[dict]:
+    """Re-do each line of a toy trace: is its sum right, its written digit and carry right, and does it take the
+    carry the line before gave? ("final carry" lines are right when they repeat the last carry, which is 1.)"""
+    rows, carry = [], 0
+    for line in (raw.strip() for raw in reasoning.splitlines() if raw.strip()):
+        step = _STEP.fullmatch(line)
+        if step:
+            x, y, c, total, digit, out = map(int, step.groups())
+            right = c == carry and total == x + y + c and digit == total % 10 and out == total // 10
+            rows.append({"line": line, "what": f"column {len(rows) + 1}: {x} + {y} + carry {c}", "right": right})
+            carry = out
+        elif line.startswith("final carry"):
+            rows.append({"line": line, "what": "the last carry becomes the leading digit",
+                         "right": line == f"final carry {carry}" and carry == 1})
+        else:
+            rows.append({"line": line, "what": "not a step of the method", "right": False})
+    return rows
 
 
 def problems(n: int, seed: int, exclude: set | None = None) -> list[tuple[int, int]]:

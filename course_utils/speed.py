@@ -1,0 +1,146 @@
+"""Measuring a server as its users feel it, and reading what the server measures about itself.
+
+- ``load_test``: N requests, ``concurrency`` at a time, each streamed so that the time to the first token (TTFT)
+  is seen; returns one record per request.
+- ``load_summary``: requests and tokens per second, TTFT and latency percentiles.
+- ``read_metrics``: vLLM's Prometheus ``/metrics`` as {metric: [(labels, value), ...]}, and ``histogram``
+  to turn one of its histograms into bucket counts for a plot.
+- ``compare_engines``: vLLM's offline engine against ``transformers`` ``generate`` on the same prompts, in one run.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import numpy as np
+
+from course_utils.inference import messages_for, sampling_options
+
+
+def _one_streamed_request(client, model: str, question: str, options: dict) -> dict:
+    started = time.perf_counter()
+    first = None
+    usage = None
+    stream = client.chat.completions.create(model=model, messages=messages_for(question), stream=True,
+                                            stream_options={"include_usage": True}, **options)
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        if first is None and any(getattr(c.delta, "reasoning", None) or c.delta.content for c in chunk.choices):
+            first = time.perf_counter()
+    ended = time.perf_counter()
+    tokens = usage.completion_tokens if usage else 0
+    return {"ttft_s": (first or ended) - started, "latency_s": ended - started, "completion_tokens": tokens,
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            # time per output token after the first (what a reader of a streamed answer waits between words)
+            "tpot_s": (ended - (first or ended)) / max(1, tokens - 1)}
+
+
+def load_test(client, model: str, questions: list[str], concurrency: int = 8, progress: bool = True,
+              **sampling) -> tuple[list[dict], float]:
+    """Send every question, ``concurrency`` requests in flight at a time. Returns (records, wall seconds)."""
+    from tqdm.auto import tqdm
+
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
+    options = sampling_options(None, **sampling)
+    options.pop("n")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(_one_streamed_request, client, model, q, options) for q in questions]
+        bar = tqdm(as_completed(futures), total=len(futures), desc=f"{concurrency} in flight", disable=not progress,
+                   mininterval=1.0, leave=False)
+        records = [f.result() for f in bar]
+    return records, time.perf_counter() - started
+
+
+def load_summary(records: list[dict], wall_seconds: float, concurrency: int) -> dict:
+    ttft = np.array([r["ttft_s"] for r in records])
+    latency = np.array([r["latency_s"] for r in records])
+    tokens = sum(r["completion_tokens"] for r in records)
+    row = {"concurrency": concurrency, "requests": len(records), "requests_per_s": len(records) / wall_seconds,
+           "output_tokens_per_s": tokens / wall_seconds,
+           "mean_tpot_ms": 1000 * float(np.mean([r["tpot_s"] for r in records]))}
+    for q in (50, 90, 99):
+        row[f"ttft_p{q}_ms"] = 1000 * float(np.percentile(ttft, q))
+    for q in (50, 90, 99):
+        row[f"latency_p{q}_ms"] = 1000 * float(np.percentile(latency, q))
+    return row
+
+
+# ---------------------------------------------------------------- the server's own metrics
+
+
+def read_metrics(base_url: str) -> dict[str, list[tuple[dict, float]]]:
+    """Every ``vllm:`` sample of the server's ``/metrics`` page (``base_url`` may end in ``/v1``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    root = base_url.removesuffix("/").removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: dict[str, list[tuple[dict, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("vllm:"):
+                samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def metric_total(metrics: dict, name: str) -> float:
+    """Sum of a metric's samples over all label sets (e.g. all engines)."""
+    if name not in metrics:
+        raise KeyError(f"the server reported no {name!r}; it has: {', '.join(sorted(metrics)[:8])}, ...")
+    return sum(value for _, value in metrics[name])
+
+
+def histogram(metrics: dict, name: str) -> tuple[list[float], list[float]]:
+    """(upper bounds, requests per bucket) of a Prometheus histogram such as
+    ``vllm:time_to_first_token_seconds`` (its ``_bucket`` samples are cumulative; this returns per-bucket counts)."""
+    buckets: dict[float, float] = {}
+    for labels, value in metrics.get(f"{name}_bucket", []):
+        bound = float(labels["le"])
+        buckets[bound] = buckets.get(bound, 0.0) + value
+    if not buckets:
+        raise KeyError(f"no histogram {name!r} in the metrics")
+    bounds = sorted(buckets)
+    cumulative = [buckets[b] for b in bounds]
+    return bounds, [c - p for c, p in zip(cumulative, [0.0] + cumulative[:-1], strict=True)]
+
+
+# ---------------------------------------------------------------- vLLM against transformers
+
+
+def _timed(complete, prompts: list[str], max_tokens: int) -> dict:
+    complete(prompts[:2], temperature=0, max_tokens=8)          # warm-up, not timed
+    started = time.perf_counter()
+    replies = complete(prompts, temperature=0, max_tokens=max_tokens)
+    seconds = time.perf_counter() - started
+    tokens = sum(r.completion_tokens for r in replies)
+    return {"prompts": len(prompts), "seconds": seconds, "output_tokens": tokens, "tokens_per_s": tokens / seconds,
+            "texts": [r.text for r in replies]}
+
+
+def time_vllm(llm, prompts: list[str], max_tokens: int = 96) -> dict:
+    """Greedy completions of ``prompts`` by vLLM's offline engine (continuous batching, paged KV cache), timed."""
+    from course_utils.inference import complete_offline
+
+    return _timed(lambda p, **kw: [r[0] for r in complete_offline(llm, p, **kw)], prompts, max_tokens)
+
+
+def time_transformers(fallback, prompts: list[str], max_tokens: int = 96, batch_size: int | None = None) -> dict:
+    """The same with ``transformers`` ``generate``: all prompts as one padded batch (static batching) by default,
+    or ``batch_size=1``: one request at a time, as a naive server would."""
+    size = batch_size or len(prompts)
+    return _timed(lambda p, **kw: fallback.complete(p, batch_size=size, **kw), prompts, max_tokens)
+
+
+def engine_table(runs: dict[str, dict], reference: str = "vLLM") -> list[dict]:
+    """One row per run: tokens/s, the reference's speed over it, and how many greedy texts equal the reference's
+    (greedy decoding: they should nearly all agree, up to float rounding)."""
+    base = runs[reference]
+    return [{"engine": name, "output tokens/s": round(run["tokens_per_s"], 1), "seconds": round(run["seconds"], 2),
+             f"{reference} speed / this": round(base["tokens_per_s"] / run["tokens_per_s"], 2),
+             f"same text as {reference}": sum(a == b for a, b in zip(base["texts"], run["texts"], strict=True))
+             / len(base["texts"])} for name, run in runs.items()]

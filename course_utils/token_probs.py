@@ -1,0 +1,57 @@
+"""Inside the model: the probability the model gave to each token it generated, read with ``transformers``.
+
+One forward pass over prompt + completion gives, at every position, the model's distribution over the next token;
+the probability of the token that was actually written says how sure the model was there. Low values mark the
+places where sampling could have gone another way: in R1's traces, often at a "Wait" or at the final answer.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def token_probabilities(model, tokenizer, prompt: str, completion: str) -> list[tuple[str, float, float]]:
+    """(token text, probability, entropy in nats of the distribution it was drawn from) for each completion token."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if not completion_ids:
+        return []
+    ids = torch.tensor([prompt_ids + completion_ids], device=model.device)
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()
+    log_p = torch.log_softmax(logits, dim=-1)
+    chosen = log_p.gather(1, torch.tensor(completion_ids, device=model.device)[:, None])[:, 0].exp()
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    pieces = [tokenizer.decode([t]) for t in completion_ids]
+    return list(zip(pieces, chosen.tolist(), entropy.tolist(), strict=True))
+
+
+def plot_token_probabilities(rows: list[tuple[str, float, float]], ax=None, width: int = 40, title: str = ""):
+    """Draw the completion as text, each token on a cell coloured by its probability (red = unsure)."""
+    import matplotlib.pyplot as plt
+
+    lines, line = [], []
+    for piece, p, _ in rows:
+        if "\n" in piece:                  # a line break ends the drawn line (shown as ↵ when nothing else is there)
+            line.append((piece.strip("\n") or "↵", p))
+            lines.append(line)
+            line = []
+            continue
+        line.append((piece, p))
+        if len(line) >= width:
+            lines.append(line)
+            line = []
+    lines.append(line)
+    longest = max(map(len, lines)) or 1
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(14, 0.36 * longest + 1), 0.3 * len(lines) + 0.6))
+    cmap = plt.get_cmap("RdYlGn")
+    for y, row in enumerate(lines):
+        for x, (piece, p) in enumerate(row):
+            ax.add_patch(plt.Rectangle((x, -y - 1), 1, 1, color=cmap(p)))
+            ax.text(x + 0.5, -y - 0.5, piece.replace(" ", "·"), ha="center", va="center", fontsize=7)
+    ax.set_xlim(0, longest)
+    ax.set_ylim(-len(lines), 0)
+    ax.axis("off")
+    ax.set_title(title or "probability of each generated token (red: unsure, green: sure)", fontsize=9)
+    return ax
