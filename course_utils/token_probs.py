@@ -2,7 +2,7 @@
 
 One forward pass over prompt + completion gives, at every position, the model's distribution over the next token;
 the probability of the token that was actually written says how sure the model was there. Low values mark the
-places where sampling could have gone another way: in R1's traces, often at a "Wait" or at the final answer.
+places where sampling could have gone another way.
 """
 
 from __future__ import annotations
