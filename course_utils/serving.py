@@ -125,8 +125,7 @@ def resolve_model(model: str | os.PathLike) -> ModelSource:
             raise FileNotFoundError(f"no model at {path} (a model folder holds a config.json). For the toy R1 use "
                                     "course_utils.toy_reasoner.checkpoint_path()")
         config = json.loads((path / "config.json").read_text())
-        size = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size
-                                                                              for f in path.glob("*.bin"))
+        size = sum(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".bin"))
         return ModelSource(str(path.resolve()), path.resolve().name, True,
                            int(config.get("max_position_embeddings", 0)) or 10**9, size / GIB)
     try:

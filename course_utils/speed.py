@@ -16,19 +16,16 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
-from course_utils.inference import messages_for, sampling_options
+from course_utils.inference import sampling_options, stream_server
 
 
-def _one_streamed_request(client, model: str, question: str, options: dict) -> dict:
+def _one_streamed_request(client, model: str, question: str, sampling: dict) -> dict:
     started = time.perf_counter()
-    first = None
-    usage = None
-    stream = client.chat.completions.create(model=model, messages=messages_for(question), stream=True,
-                                            stream_options={"include_usage": True}, **options)
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        if first is None and any(getattr(c.delta, "reasoning", None) or c.delta.content for c in chunk.choices):
+    first = usage = None
+    for kind, piece in stream_server(client, model, question, **sampling):
+        if kind == "usage":
+            usage = piece
+        elif first is None:
             first = time.perf_counter()
     ended = time.perf_counter()
     tokens = usage.completion_tokens if usage else 0
@@ -45,11 +42,10 @@ def load_test(client, model: str, questions: list[str], concurrency: int = 8, pr
 
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
-    options = sampling_options(None, **sampling)
-    options.pop("n")
+    sampling_options(None, **sampling)          # bad settings fail here, before any request is sent
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        futures = [pool.submit(_one_streamed_request, client, model, q, options) for q in questions]
+        futures = [pool.submit(_one_streamed_request, client, model, q, sampling) for q in questions]
         bar = tqdm(as_completed(futures), total=len(futures), desc=f"{concurrency} in flight", disable=not progress,
                    mininterval=1.0, leave=False)
         records = [f.result() for f in bar]
