@@ -62,8 +62,11 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
 # ---------------------------------------------------------------- small classifiers for the toy experiments
 
 
-def mlp(sizes: list[int], dropout: float = 0.0) -> torch.nn.Sequential:
-    """A ReLU multilayer perceptron, e.g. mlp([64, 512, 512, 10], dropout=0.3)."""
+def mlp(sizes: list[int], dropout: float = 0.0, seed: int | None = None) -> torch.nn.Sequential:
+    """A ReLU multilayer perceptron, e.g. mlp([64, 512, 512, 10], dropout=0.3). With ``seed``, its initial weights
+    are seeded (otherwise they depend on whatever ran before, and a notebook's numbers on the order of its cells)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(torch.nn.Linear(n_in, n_out))
@@ -99,3 +102,52 @@ def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | 
 def errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     """Number of misclassified examples (the unit of Hinton et al.'s MNIST table)."""
     return int((model(x).argmax(-1) != y).sum())
+
+
+# ---------------------------------------------------------------- notebook 02's digits experiments
+
+
+# The settings of notebook 02's Hinton experiments (benchmarks/robustness.py trains them under perturbations).
+DIGITS = {
+    "teacher": dict(epochs=200, lr=1e-3, weight_decay=1e-4, input_noise=0.1),   # 2 x 256 hidden, dropout 0.3
+    "student": dict(epochs=600, lr=1e-2),                                       # 16 hidden units
+    "temperature": 4.0,
+    "alpha": 0.9,
+}
+
+
+def digits_split():
+    """scikit-learn's 8x8 digits (shipped with the library), scaled to [0, 1]: 1,078 training and 719 test images."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+    return tuple(train_test_split(x, y, test_size=0.4, random_state=0, stratify=y))   # x_train, x_test, y_train, y_test
+
+
+def few_examples(n: int, share: float, seed: int) -> torch.Tensor:
+    """Indices of a random ``share`` of ``n`` examples (notebook 02's "3% of the data")."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(100 + seed))[: round(share * n)]
+
+
+@torch.no_grad()
+def best_bias_shift(model: torch.nn.Module, cls: int, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The shift of class ``cls``'s output bias, from 0 to 20 in steps of 0.25, that maximises accuracy on (x, y)."""
+    z = model(x)
+
+    def accuracy(shift: float) -> float:
+        shifted = z.clone()
+        shifted[:, cls] += shift
+        return (shifted.argmax(-1) == y).float().mean().item()
+
+    return max((s / 4 for s in range(0, 81)), key=accuracy)
+
+
+@torch.no_grad()
+def unseen_class_accuracy(model: torch.nn.Module, cls: int, x_train, y_train, x_test, y_test) -> float:
+    """Hinton et al.'s omitted-class test: accuracy on the test examples of ``cls`` after the bias shift chosen on
+    the training data (one number, no test data used to choose it)."""
+    z = model(x_test[y_test == cls])
+    z[:, cls] += best_bias_shift(model, cls, x_train, y_train)
+    return (z.argmax(-1) == cls).float().mean().item()

@@ -197,6 +197,13 @@ def _ram_gib() -> float:
         return float("nan")
 
 
+def native_bf16(capability: tuple[int, int]) -> bool:
+    """Does a CUDA GPU of this compute capability compute in bfloat16 natively? Ampere (8.0) and newer do.
+    (torch's ``is_bf16_supported()`` also says True on a T4, 7.5, where bf16 is only emulated: slow, and vLLM
+    refuses it there. Such GPUs serve in float16: ``--dtype half``.)"""
+    return tuple(capability) >= (8, 0)
+
+
 def detect_device() -> Device:
     """What ``torch`` can use here: a CUDA GPU (with its free memory), Apple's MPS, or the CPU."""
     import torch
@@ -205,7 +212,7 @@ def detect_device() -> Device:
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info(0)
         return Device("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count(), total / GIB, free / GIB,
-                      torch.cuda.is_bf16_supported(), cores, ram)
+                      native_bf16(torch.cuda.get_device_capability(0)), cores, ram)
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Device("mps", "Apple GPU (MPS)", 1, ram, ram, True, cores, ram)
     return Device("cpu", "CPU", 0, ram, ram, True, cores, ram)

@@ -148,3 +148,26 @@ def make_model(router: str = "deepseek_v3", d_model: int = 64, n_experts: int = 
     torch.manual_seed(seed)
     config = M.MoEConfig(d_model, expert_size, n_experts, top_k, router=router, n_shared=n_shared, **moe_options)
     return TinyMoELM(config, n_layers=n_layers)
+
+
+def notebook_settings(on_gpu: bool) -> tuple[dict, TrainConfig]:
+    """Notebook 01's model size and training run: a small toy on a CPU (500 steps), a larger one on a GPU."""
+    if on_gpu:
+        return dict(d_model=128, expert_size=128, n_experts=16, top_k=2), TrainConfig(steps=1500, lr=6e-3,
+                                                                                      batch_size=48)
+    return dict(d_model=64, expert_size=64, n_experts=8, top_k=2), TrainConfig(steps=500, lr=6e-3, batch_size=24)
+
+
+@torch.no_grad()
+def dropped_share(model: TinyMoELM, inputs: torch.Tensor, capacity_factor: float) -> float:
+    """Share of (token, expert) assignments dropped when every expert has this capacity, mean over the layers.
+    The model's own capacity setting is restored afterwards."""
+    before = [m.config.capacity_factor for m in model.moes]
+    try:
+        for m in model.moes:
+            m.config.capacity_factor = capacity_factor
+        model.eval()(inputs.to(next(model.parameters()).device))
+        return sum(m.last_routing.dropped for m in model.moes) / len(model.moes)
+    finally:
+        for m, cf in zip(model.moes, before, strict=True):
+            m.config.capacity_factor = cf

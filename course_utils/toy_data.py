@@ -39,12 +39,16 @@ def python_text() -> str:
 
 
 def prose_text() -> str:
-    """Docstrings of public functions and classes: English prose (with a little inline code)."""
+    """Docstrings of public functions and classes: English prose (with a little inline code).
+    Submodules are skipped: which of them a package holds as attributes depends on what the process imported
+    before (a notebook kernel imports more than a script), and the corpus must not."""
     docs = []
     for name in _DOC_MODULES:
         module = importlib.import_module(name)
         for attr in sorted(dir(module)):
-            doc = inspect.getdoc(getattr(module, attr, None)) if not attr.startswith("_") else None
+            value = getattr(module, attr, None)
+            public = not attr.startswith("_") and not inspect.ismodule(value)
+            doc = inspect.getdoc(value) if public else None
             if doc and len(doc) > 200 and doc not in docs:
                 docs.append(doc)
     return "\n\n".join(docs)

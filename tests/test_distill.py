@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_utils import distill as D
 from course_utils.distill import kd_loss, softmax_t
 
 
@@ -71,3 +72,36 @@ def test_bad_shapes_and_vocabularies():
         kd_loss(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="every position is ignored"):
         kd_loss(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([-100, -100]))
+
+
+def test_seeded_mlp_starts_from_the_same_weights_whatever_ran_before():
+    first = D.mlp([4, 3, 2], seed=5)
+    torch.randn(100)                      # other cells use the global generator in between
+    second = D.mlp([4, 3, 2], seed=5)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(D.mlp([4, 3, 2], seed=6)[0].weight, first[0].weight)
+
+
+def test_digits_split_and_few_examples():
+    x_train, x_test, y_train, y_test = D.digits_split()
+    assert (len(x_train), len(x_test)) == (1078, 719) and x_train.max() <= 1.0 and x_train.dtype == torch.float32
+    few = D.few_examples(len(x_train), 0.03, seed=0)
+    assert len(few) == 32 and len(set(few.tolist())) == 32
+    assert torch.equal(few, D.few_examples(len(x_train), 0.03, seed=0))
+    assert not torch.equal(few, D.few_examples(len(x_train), 0.03, seed=1))
+
+
+def test_bias_shift_recovers_a_class_whose_logit_is_held_down():
+    # A "model" that is right about every class except that class 2's logit is 3 too low.
+    centres = torch.eye(3) * 5
+    y = torch.tensor([0, 1, 2] * 20)
+    x = centres[y] + 0.1 * torch.randn(60, 3, generator=torch.Generator().manual_seed(0))
+    model = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+        model.bias.copy_(torch.tensor([0.0, 0.0, -6.0]))
+    assert D.unseen_class_accuracy(model, 2, x, y, x, y) == 1.0
+    assert 1.0 < D.best_bias_shift(model, 2, x, y) < 11.0
+    with torch.no_grad():
+        assert (model(x[y == 2]).argmax(-1) == 2).float().mean() == 0.0   # without the shift: none right

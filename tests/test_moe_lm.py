@@ -53,3 +53,28 @@ def test_aux_loss_training_path_runs(corpus):
                          progress=False)
     assert len(history.max_vio) == 3 and all(v >= 0 for v in history.max_vio)
     assert isinstance(model.moes[0], M.MoE)
+
+
+def test_dropped_share_counts_overflow_and_restores_the_setting(corpus):
+    model = L.make_model(router="softmax", n_experts=4, top_k=2, d_model=32, expert_size=32, n_layers=1)
+    inputs = corpus.batch(4, 16, torch.Generator().manual_seed(0), split="val")[0]
+    tight, loose = L.dropped_share(model, inputs, 0.5), L.dropped_share(model, inputs, 4.0)
+    assert tight >= 0.5 - 1e-6 and loose == 0.0    # capacity 0.5 keeps at most half; 4.0 fits everything
+    assert model.moes[0].config.capacity_factor is None
+
+
+def test_notebook_settings_cpu_and_gpu():
+    (cpu_size, cpu_train), (gpu_size, gpu_train) = L.notebook_settings(False), L.notebook_settings(True)
+    assert (cpu_size["n_experts"], cpu_train.steps) == (8, 500)
+    assert (gpu_size["n_experts"], gpu_train.steps) == (16, 1500)
+
+
+def test_corpus_does_not_depend_on_what_the_process_imported():
+    import subprocess
+    import sys
+
+    script = ("import sys; {extra}from course_utils.toy_data import prose_text; "
+              "import hashlib; print(hashlib.sha256(prose_text().encode()).hexdigest())")
+    digests = [subprocess.run([sys.executable, "-c", script.format(extra=extra)], capture_output=True, text=True,
+                              check=True).stdout for extra in ("", "import json.tool, logging.handlers, os, email; ")]
+    assert digests[0] == digests[1]
