@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 from course_utils import toy_reasoner as R  # noqa: E402
+from course_utils.hardware import release_memory  # noqa: E402
 from course_utils.inference import TransformersChat, chat_prompts, offline_engine, shutdown_engine  # noqa: E402
 from course_utils.serving import VLLMServer  # noqa: E402
 from course_utils.speed import engine_table, load_summary, load_test, time_transformers, time_vllm  # noqa: E402
@@ -34,6 +35,7 @@ def main(prompts: int = 64, max_tokens: int = 96, concurrency=(1, 4, 16)) -> dic
     runs = {"vLLM": time_vllm(llm, texts, max_tokens)}
     shutdown_engine(llm)
     del llm
+    release_memory()
     fallback = TransformersChat(model, device="cpu")
     runs["transformers, one batch"] = time_transformers(fallback, texts, max_tokens)
     runs["transformers, one at a time"] = time_transformers(fallback, texts, max_tokens, batch_size=1)

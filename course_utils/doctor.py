@@ -6,6 +6,8 @@ import importlib.metadata as md
 import platform
 import sys
 
+from course_utils.flavour import CUDA_SET_NEEDS, driver_cuda_version, driver_problem
+
 # Smallest free GPU memory (GiB) for the notebooks' GPU paths: the 1.5B distill in bf16 (3.3 GiB) plus KV cache.
 GPU_PATH_MIN_FREE_GIB = 8.0
 
@@ -73,10 +75,14 @@ def report() -> str:
     lines += [f"{d:<13} {versions[d] or 'not installed'}" for d in dists if d in shown]
 
     dev = detect_device()
+    driver_cuda = driver_cuda_version()
+    if driver_cuda:
+        lines.append(f"NVIDIA driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]} (the CUDA set needs "
+                     f"{CUDA_SET_NEEDS[0]}.{CUDA_SET_NEEDS[1]} or newer)")
     if dev.kind == "cuda":
         lines.append(f"Device        CUDA: {dev.count} x {dev.name}, {dev.free_gib:.1f} of {dev.total_gib:.1f} GiB "
                      f"free on GPU 0, bf16 {'yes' if dev.bf16 else 'no (use --dtype half)'}")
-        gpu_path = dev.free_gib >= GPU_PATH_MIN_FREE_GIB
+        gpu_path = True   # the notebooks choose their path by device kind, whatever memory is free
     elif dev.kind == "mps":
         lines.append(f"Device        Apple MPS, {dev.cpu_cores} CPU cores, {dev.ram_gib:.1f} GiB RAM")
         gpu_path = False
@@ -89,9 +95,13 @@ def report() -> str:
     lines.append("\nNotebook paths on this machine:")
     for nb, (cpu, gpu) in NOTEBOOKS.items():
         lines.append(f"  {nb:<24} {'GPU path: ' + gpu if gpu_path else 'CPU default: ' + cpu}")
-    if dev.kind == "cuda" and not gpu_path:
-        lines.append(f"  (the GPU has under {GPU_PATH_MIN_FREE_GIB} GiB free, so the notebooks take the CPU path)")
+    if dev.kind == "cuda" and dev.free_gib < GPU_PATH_MIN_FREE_GIB:
+        lines.append(f"  Warning: only {dev.free_gib:.1f} GiB free on GPU 0. The GPU paths need at least "
+                     f"{GPU_PATH_MIN_FREE_GIB:g} GiB: notebooks 03 and 04 will stop with a MemoryError. Free the GPU "
+                     "(see nvidia-smi for other processes) or restart the runtime.")
     found = known_problems(versions, platform.system())
+    if versions.get("vllm") and (problem := driver_problem(driver_cuda_version())):
+        found.append(problem[0].upper() + problem[1:])
     problems = [p for p in found if not p.startswith("(info)")]
     lines.append("\nKnown problems: " + ("none found" if not problems else ""))
     lines += [f"  - {p}" for p in problems]

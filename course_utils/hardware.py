@@ -1,9 +1,11 @@
 """Which device we are on, and which DeepSeek model fits on which GPUs, with the ``vllm serve`` line to run it.
 
 The fit arithmetic mirrors how vLLM plans memory: of each GPU's memory it may use ``gpu_memory_utilization``
-(0.9 by default); the model's weights (split across tensor- and pipeline-parallel ranks) and a runtime overhead
+(vLLM's default, 0.92); the model's weights (split across tensor- and pipeline-parallel ranks) and a runtime overhead
 (activations, CUDA graphs; an estimate here, measured in notebook 03) come off first, and what is left holds the
-KV cache. A model "fits" when that cache holds at least ``min_context`` tokens.
+KV cache. A model "fits" when ``KV_HEADROOM`` of that cache holds at least ``min_context`` tokens: the commands
+leave the rest as a margin, because vLLM refuses to start when ``--max-model-len`` is more than its KV cache holds,
+and its real overhead can exceed the estimate.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from dataclasses import dataclass
 from course_utils import catalog
 
 GIB = 1024**3
+# vLLM's default share of each GPU's memory (vllm 0.32-0.33, config/cache.py; a test checks the installed vLLM's).
+VLLM_GPU_MEMORY_UTILIZATION = 0.92
+# The commands' --max-model-len uses at most this share of the predicted KV capacity (the rest is a margin for an
+# overhead above the 2 GiB estimate: a 10% margin on a T4's ~9 GiB of KV cache is ~0.9 GiB).
+KV_HEADROOM = 0.9
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class ServingPlan:
 
 def _default_dtype(facts: catalog.ModelFacts, bf16: bool) -> str:
     if facts.architecture == "DeepseekV3ForCausalLM":
-        return "fp8"   # V3 and R1 are published in fp8 (V3 paper, section 3.3)
+        return "fp8"   # V3 and R1 are published in fp8 (stated in V3's README; the paper's 3.3 is fp8 training)
     return "bfloat16" if bf16 else "float16"
 
 
@@ -97,7 +104,7 @@ def _command(facts, dtype, tp, pp, max_len, util, dtype_flag) -> str:
         parts.append("--quantization fp8")   # quantise the bf16 checkpoint to fp8 when loading
     if facts.kind in ("reasoner", "distill"):
         parts.append("--reasoning-parser deepseek_r1")
-    if util != 0.9:
+    if util != VLLM_GPU_MEMORY_UTILIZATION:
         parts.append(f"--gpu-memory-utilization {util}")
     return " ".join(parts)
 
@@ -118,7 +125,7 @@ def plan_serving(model: str, gpu_name: str | None = None, n_gpus: int = 1, *, us
 
 def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float | None = None,
              bf16: bool = True, fp8: bool = True, dtype: str | None = None, min_context: int = 4096,
-             gpu_memory_utilization: float = 0.9, overhead_gib: float = 2.0) -> ServingPlan:
+             gpu_memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION, overhead_gib: float = 2.0) -> ServingPlan:
     facts = catalog.resolve(model)
     if gpu_name is not None:
         card = gpu(gpu_name)
@@ -133,7 +140,7 @@ def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float
     kv_gib = memory_gib * gpu_memory_utilization - overhead_gib - weights
     per_token = _kv_bytes_per_gpu_per_token(facts, tp, pp)
     tokens = max(0, int(kv_gib * GIB / per_token))
-    max_len = min(facts.context_length, tokens // 1024 * 1024)
+    max_len = min(facts.context_length, int(tokens * KV_HEADROOM) // 1024 * 1024)
 
     problem = ""
     if dtype == "bfloat16" and not bf16:
@@ -146,7 +153,8 @@ def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float
         available = memory_gib * gpu_memory_utilization - overhead_gib
         problem = f"weights need {weights:.1f} GiB per GPU, more than the {available:.1f} GiB available"
     elif max_len < min_context:
-        problem = f"room for only {tokens} tokens of KV cache, under the {min_context} asked for"
+        problem = (f"room for {tokens} tokens of KV cache; with a {1 - KV_HEADROOM:.0%} margin that is under the "
+                   f"{min_context} asked for")
     dtype_flag = "--dtype half" if dtype == "float16" else ""
     return ServingPlan(
         model=facts.name, fits=not problem, reason=problem or "fits",
@@ -216,6 +224,19 @@ def detect_device() -> Device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Device("mps", "Apple GPU (MPS)", 1, ram, ram, True, cores, ram)
     return Device("cpu", "CPU", 0, ram, ram, True, cores, ram)
+
+
+def release_memory() -> None:
+    """Give back the memory of models and engines the caller has just dropped (``del model`` first). Python frees
+    objects caught in reference cycles only when the garbage collector runs, and PyTorch keeps freed CUDA memory
+    cached for itself: without both steps, a vLLM server started next finds the GPU still full."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def torch_device():

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.reasoning import split_reasoning
+from course_utils.reasoning import THINK_END, split_reasoning
 from course_utils.serving import check_model, on_cpu
 
 # R1 model card, "Usage Recommendations": temperature 0.5-0.7 (0.6 recommended), top-p 0.95.
@@ -39,20 +39,46 @@ class Reply:
     completion_tokens: int
     finish_reason: str        # "stop", or "length" when max_tokens cut it off
     seconds: float = float("nan")
+    completion: str | None = None   # the text as generated, where we have it (a server returns the parts only)
 
     @property
     def text(self) -> str:
+        if self.completion is not None:
+            return self.completion
         return f"{self.reasoning}\n</think>\n\n{self.content}" if self.reasoning else self.content
+
+    @property
+    def cut_off(self) -> bool:
+        """max_tokens ended it (while thinking, if it has no answer)."""
+        return self.finish_reason == "length"
 
 
 # ---------------------------------------------------------------- sampling settings
 
 
-def generation_defaults(model: str | os.PathLike | None) -> dict:
-    """temperature and top_p from a model folder's generation_config.json, else DeepSeek's recommendation."""
+def generation_config_path(model: str | os.PathLike | None, cache_dir: str | None = None) -> Path | None:
+    """The model's generation_config.json: in its folder, or for a Hub name in the local Hugging Face cache
+    (never downloaded here); None where there is none."""
+    if not model:
+        return None
+    local = Path(str(model)) / "generation_config.json"
+    if local.exists():
+        return local
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(str(model), "generation_config.json", cache_dir=cache_dir)
+    except Exception:   # not a valid Hub name, or no huggingface_hub: no config to read
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def generation_defaults(model: str | os.PathLike | None, cache_dir: str | None = None) -> dict:
+    """temperature and top_p from the model's generation_config.json (``generation_config_path``), else
+    DeepSeek's recommendation."""
     defaults = {"temperature": DEEPSEEK_TEMPERATURE, "top_p": DEEPSEEK_TOP_P}
-    path = Path(str(model)) / "generation_config.json" if model else None
-    if path and path.exists():
+    path = generation_config_path(model, cache_dir)
+    if path:
         config = json.loads(path.read_text())
         defaults.update({k: config[k] for k in ("temperature", "top_p") if k in config})
     return defaults
@@ -83,9 +109,16 @@ def messages_for(question: str, system: str | None = None) -> list[dict]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
-def _reply(text: str, prompt_tokens: int, completion_tokens: int, finish: str, seconds: float) -> Reply:
-    reasoning, content = split_reasoning(text)
-    return Reply(reasoning, content, prompt_tokens, completion_tokens, finish or "", seconds)
+def thinking_left_open(prompt: str) -> bool:
+    """Does this prompt leave the thinking open (the R1 template's ``<think>\\n``, or no tag at all), rather than
+    closing it itself (``SKIP_THINKING`` prefilled)? Decides how its completion is split."""
+    return not prompt.rstrip().endswith(THINK_END)
+
+
+def _reply(text: str, prompt_tokens: int, completion_tokens: int, finish: str, seconds: float,
+           thinking_open: bool = True) -> Reply:
+    reasoning, content = split_reasoning(text, thinking_open)
+    return Reply(reasoning, content, prompt_tokens, completion_tokens, finish or "", seconds, completion=text)
 
 
 # ---------------------------------------------------------------- vLLM's offline engine
@@ -120,21 +153,11 @@ def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None
 
 
 def shutdown_engine(llm) -> None:
-    """Free an offline engine's memory (and a GPU's) before starting another engine or a server."""
-    import gc
-
+    """Stop an offline engine's workers. Then drop your own name for it and give the memory back:
+    ``shutdown_engine(llm); del llm; hardware.release_memory()`` (the engine is not freed while a name holds it)."""
     try:
         llm.llm_engine.engine_core.shutdown()
     except AttributeError:
-        pass
-    del llm
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
         pass
 
 
@@ -163,8 +186,9 @@ def complete_offline(llm, prompts: list[str], progress: bool = False, **sampling
     started = time.time()
     outputs = llm.generate(inputs, _vllm_sampling(options), use_tqdm=progress)
     seconds = (time.time() - started) / max(1, len(prompts))
-    return [[_reply(o.text, len(out.prompt_token_ids), len(o.token_ids), o.finish_reason, seconds)
-             for o in out.outputs] for out in outputs]
+    return [[_reply(o.text, len(out.prompt_token_ids), len(o.token_ids), o.finish_reason, seconds,
+                    thinking_left_open(prompt)) for o in out.outputs]
+            for prompt, out in zip(prompts, outputs, strict=True)]
 
 
 def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> list[str]:
@@ -251,7 +275,8 @@ class TransformersChat:
         options = sampling_options(self.path, **sampling)
         replies = []
         for i in range(0, len(prompts), batch_size):
-            batch = self.tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True,
+            chunk = prompts[i:i + batch_size]
+            batch = self.tokenizer(chunk, return_tensors="pt", padding=True,
                                    add_special_tokens=False).to(self.device)
             if options["temperature"] > 0:
                 how = dict(do_sample=True, temperature=options["temperature"], top_p=options["top_p"], top_k=None)
@@ -264,12 +289,12 @@ class TransformersChat:
                                           pad_token_id=self.tokenizer.pad_token_id, **how)
             seconds = (time.time() - started) / len(ids)
             new = ids[:, batch["input_ids"].shape[1]:]
-            for row, mask in zip(new, batch["attention_mask"], strict=True):
+            for prompt, row, mask in zip(chunk, new, batch["attention_mask"], strict=True):
                 ended = (row == self.tokenizer.eos_token_id).nonzero()
                 length = int(ended[0]) + 1 if len(ended) else len(row)
                 text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
                 finish = "stop" if len(ended) else "length"
-                replies.append(_reply(text, int(mask.sum()), length, finish, seconds))
+                replies.append(_reply(text, int(mask.sum()), length, finish, seconds, thinking_left_open(prompt)))
         return replies
 
     def chat(self, questions: list[str], system: str | None = None, **sampling) -> list[Reply]:

@@ -71,14 +71,14 @@ def noisy_topk(logits: torch.Tensor, noise_logits: torch.Tensor, k: int, trainin
 
 def deepseek_v3_topk(logits: torch.Tensor, bias: torch.Tensor, k: int, n_group: int, topk_group: int,
                      norm_topk_prob: bool, routed_scaling_factor: float):
-    """DeepSeek-V3 (paper, section 2.1.2 and 2.1.3):
+    """DeepSeek-V3 (V3 paper, arXiv v1, section 2.1.2 "DeepSeekMoE with Auxiliary-Loss-Free Load Balancing"):
 
     1. affinity s = sigmoid(logit) per expert (not a softmax: experts do not compete for probability mass);
     2. for *choosing*, add the balancing bias b (``bias``); the bias never enters the weights;
     3. group-limited routing: score each group of experts by the sum of its two best biased scores, keep the
        ``topk_group`` best groups, and choose the top k experts inside them only;
     4. weight = the chosen experts' unbiased affinities, divided by their sum (if ``norm_topk_prob``), times
-       ``routed_scaling_factor``.
+       ``routed_scaling_factor`` (2.5 for V3: a value from its ``config.json``, not from the paper).
     """
     scores = logits.float().sigmoid()
     biased = scores + bias
@@ -280,8 +280,10 @@ def router_z_loss(logits: torch.Tensor, beta: float = 1e-3) -> torch.Tensor:
 
 def sequence_balance_loss(routing: Routing, n_experts: int, seq_len: int, top_k: int,
                           alpha: float = 1e-4) -> torch.Tensor:
-    """DeepSeek-V3's complementary sequence-wise loss (paper, eq. 17-20): per sequence of ``seq_len`` tokens,
-    f_i = N / (K T) * (tokens choosing i), P_i = mean of normalised affinities; alpha * sum_i f_i P_i, averaged."""
+    """DeepSeek-V3's complementary sequence-wise balance loss (V3 paper, section 2.1.2, eq. 17-20; V3 used a tiny
+    alpha = 0.0001 beside the bias, so that no single sequence is extremely unbalanced): per sequence of ``seq_len``
+    tokens, f_i = N / (K T) * (tokens choosing i), P_i = mean of normalised affinities; alpha * sum_i f_i P_i,
+    averaged over the sequences."""
     tokens = routing.indices.shape[0]
     if tokens % seq_len:
         raise ValueError(f"{tokens} tokens are not a whole number of sequences of length {seq_len}")

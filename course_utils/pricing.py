@@ -17,17 +17,20 @@ class ApiPrice:
     input_cache_hit: float
     input_cache_miss: float
     output: float
-    off_peak_discount: float  # fraction off every price between 16:30 and 00:30 UTC
+    off_peak_input_cache_hit: float    # the prices listed for 16:30-00:30 UTC (listed, not computed from a
+    off_peak_input_cache_miss: float   # discount: the page rounded them, e.g. R1's 75% off $2.19 was listed as $0.55)
+    off_peak_output: float
     as_of: str
     source: str
 
 
-# The price list in force on 2025-03-06 (off-peak discounts began 2025-02-26; the list was replaced 2025-09-05).
+# The price list in force on 2025-03-06 (off-peak prices began 2025-02-26; the list was replaced 2025-09-05).
+# Off-peak, both models were listed at the same prices: $0.035 / $0.135 / $0.550 per million.
 API_PRICES = {
-    "deepseek-chat": ApiPrice("deepseek-chat", "deepseek-ai/DeepSeek-V3", 0.07, 0.27, 1.10, 0.50,
+    "deepseek-chat": ApiPrice("deepseek-chat", "deepseek-ai/DeepSeek-V3", 0.07, 0.27, 1.10, 0.035, 0.135, 0.550,
                               "2025-03-06", PRICING_PAGE),
-    "deepseek-reasoner": ApiPrice("deepseek-reasoner", "deepseek-ai/DeepSeek-R1", 0.14, 0.55, 2.19, 0.75,
-                                  "2025-03-06", PRICING_PAGE),
+    "deepseek-reasoner": ApiPrice("deepseek-reasoner", "deepseek-ai/DeepSeek-R1", 0.14, 0.55, 2.19, 0.035, 0.135,
+                                  0.550, "2025-03-06", PRICING_PAGE),
 }
 OFF_PEAK_START, OFF_PEAK_END = time(16, 30), time(0, 30)   # UTC
 
@@ -52,9 +55,9 @@ def api_cost(api_model: str, input_tokens: int, output_tokens: int, *, cache_hit
     if input_tokens < 0 or output_tokens < 0:
         raise ValueError("token counts must be non-negative")
     p = _price(api_model)
-    per_million = (input_tokens * (cache_hit_rate * p.input_cache_hit + (1 - cache_hit_rate) * p.input_cache_miss)
-                   + output_tokens * p.output) / 1e6
-    return per_million * (1 - p.off_peak_discount if off_peak else 1.0)
+    hit, miss, out = ((p.off_peak_input_cache_hit, p.off_peak_input_cache_miss, p.off_peak_output) if off_peak
+                      else (p.input_cache_hit, p.input_cache_miss, p.output))
+    return (input_tokens * (cache_hit_rate * hit + (1 - cache_hit_rate) * miss) + output_tokens * out) / 1e6
 
 
 def self_hosted_cost_per_million(gpu_hourly_usd: float, n_gpus: int, tokens_per_second: float) -> float:

@@ -7,43 +7,44 @@ inside the thinking, without the opening tag; vLLM's reasoning parser returns th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 THINK_START, THINK_END = "<think>", "</think>"
 
 
-def split_reasoning(text: str) -> tuple[str, str]:
-    """(reasoning, answer) of a completion, with or without the opening ``<think>``.
+def split_reasoning(text: str, thinking_open: bool = True) -> tuple[str, str]:
+    """(reasoning, answer) of a completion, read the way vLLM's ``deepseek_r1`` reasoning parser reads it.
 
-    - ``<think> R </think> A`` and ``R </think> A`` (prompt ended in ``<think>``) give (R, A);
-    - no ``</think>`` at all: if it starts with ``<think>`` the thinking never ended, so (rest, "");
-      otherwise there was no thinking: ("", text).
+    ``thinking_open`` (the default): the prompt left the thinking open, as the R1 distills' chat template does (it
+    ends in ``<think>\\n``). A ``<think>`` in the completion is dropped, the text before the first ``</think>`` is
+    the reasoning and the rest the answer; a completion with no ``</think>`` was cut off while thinking, so it is
+    all reasoning and no answer. ``thinking_open=False``: the prompt closed the thinking itself (e.g. a prefilled
+    ``<think>\\n\\n</think>\\n\\n``), so all of the completion is answer.
     Surrounding whitespace is stripped from both parts.
     """
     if not isinstance(text, str):
         raise TypeError(f"expected a string, got {type(text).__name__}")
-    body = text.lstrip()
-    opened = body.startswith(THINK_START)
-    if opened:
-        body = body[len(THINK_START):]
-    if THINK_END in body:
-        reasoning, _, answer = body.partition(THINK_END)
-        return reasoning.strip(), answer.strip()
-    return (body.strip(), "") if opened else ("", text.strip())
+    if not thinking_open:
+        return "", text.strip()
+    before, opened, after = text.partition(THINK_START)
+    body = after if opened else before
+    reasoning, closed, answer = body.partition(THINK_END)
+    return (reasoning.strip(), answer.strip()) if closed else (body.strip(), "")
+
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")   # LaTeX allows spaces (and a line break) before the brace
 
 
 def extract_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if there is none."""
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``, or with spaces before the brace, which LaTeX
+    accepts too), braces balanced; None if there is none."""
     if not isinstance(text, str):
         return None
-    best = None
-    for command in ("\\boxed", "\\fbox"):
-        start = text.rfind(command + "{")
-        if start > (best[0] if best else -1):
-            best = (start, len(command) + 1)
-    if best is None:
+    starts = [m.end() for m in _BOX.finditer(text)]
+    if not starts:
         return None
-    i = begin = best[0] + best[1]
+    i = begin = starts[-1]
     depth = 1
     while i < len(text):
         if text[i] == "{":
@@ -97,9 +98,9 @@ def cons_at_k(answers: list[list[str | None]], golds: list[str]) -> float:
     return sum(is_correct(majority_answer(a), g) for a, g in zip(answers, golds, strict=True)) / len(golds)
 
 
-def token_counts(text: str, tokenizer) -> dict[str, int]:
+def token_counts(text: str, tokenizer, thinking_open: bool = True) -> dict[str, int]:
     """Reasoning and answer tokens of a completion, counted with the model's own tokenizer."""
-    reasoning, answer = split_reasoning(text)
+    reasoning, answer = split_reasoning(text, thinking_open)
     count = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else 0
     return {"reasoning_tokens": count(reasoning), "answer_tokens": count(answer)}
 

@@ -11,19 +11,30 @@ import torch
 
 
 @torch.no_grad()
-def token_probabilities(model, tokenizer, prompt: str, completion: str) -> list[tuple[str, float, float]]:
-    """(token text, probability, entropy in nats of the distribution it was drawn from) for each completion token."""
+def token_probabilities(model, tokenizer, prompt: str, completion: str,
+                        chunk: int = 512) -> list[tuple[str, float, float]]:
+    """(token text, probability, entropy in nats of the distribution it was drawn from) for each completion token.
+
+    The decoder runs once; the output head and the softmax run on ``chunk`` positions at a time. A real distill's
+    vocabulary has 151,936 tokens: full fp32 logits, log-softmax and its exponential for an 8,192-token completion
+    would take about 15 GB at once, beside a vLLM engine; in chunks of 512 it is under 1 GB."""
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of positions, got {chunk!r}")
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     if not completion_ids:
         return []
     ids = torch.tensor([prompt_ids + completion_ids], device=model.device)
-    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()
-    log_p = torch.log_softmax(logits, dim=-1)
-    chosen = log_p.gather(1, torch.tensor(completion_ids, device=model.device)[:, None])[:, 0].exp()
-    entropy = -(log_p.exp() * log_p).sum(-1)
+    hidden = model.get_decoder()(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1:-1]
+    head = model.get_output_embeddings()
+    targets = torch.tensor(completion_ids, device=model.device)
+    chosen, entropy = [], []
+    for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True):
+        log_p = torch.log_softmax(head(h).float(), dim=-1)
+        chosen.append(log_p.gather(1, t[:, None])[:, 0].exp())
+        entropy.append(-(log_p.exp() * log_p).sum(-1))
     pieces = [tokenizer.decode([t]) for t in completion_ids]
-    return list(zip(pieces, chosen.tolist(), entropy.tolist(), strict=True))
+    return list(zip(pieces, torch.cat(chosen).tolist(), torch.cat(entropy).tolist(), strict=True))
 
 
 def plot_token_probabilities(rows: list[tuple[str, float, float]], ax=None, width: int = 40, title: str = ""):

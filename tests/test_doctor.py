@@ -25,3 +25,29 @@ def test_doctor_report_names_device_and_every_notebook_path():
     if not torch.cuda.is_available():
         assert "no GPU" in text or "MPS" in text
         assert "CPU default" in text
+
+
+def fake_gpu(free_gib: float):
+    from course_utils.hardware import Device
+
+    return Device("cuda", "Tesla T4", 1, 15.0, free_gib, False, 4, 12.0)
+
+
+def test_doctor_on_a_busy_gpu_warns_instead_of_claiming_the_cpu_path(monkeypatch):
+    from course_utils import hardware
+
+    monkeypatch.setattr(hardware, "detect_device", lambda: fake_gpu(3.0))
+    text = doctor.report()
+    assert "GPU path:" in text and "CPU default" not in text      # notebooks choose by device kind
+    assert "only 3.0 GiB free" in text and "MemoryError" in text
+    assert "bf16 no (use --dtype half)" in text
+    monkeypatch.setattr(hardware, "detect_device", lambda: fake_gpu(14.0))
+    assert "Warning" not in doctor.report()
+
+
+def test_doctor_names_an_old_driver_with_its_fix(monkeypatch):
+    monkeypatch.setattr(doctor, "driver_cuda_version", lambda: (12, 4))
+    monkeypatch.setattr(doctor, "version", lambda d: {"torch": "2.14.0", "vllm": "0.33.0"}.get(d))
+    text = doctor.report()
+    assert "NVIDIA driver supports CUDA 12.4" in text
+    assert "built for CUDA 13.0" in text and "580" in text

@@ -76,3 +76,15 @@ def test_this_environment_has_no_cuda_only_packages_beside_cpu_torch():
         for name in ("torchvision", "torchaudio", "torchcodec"):
             with pytest.raises(md.PackageNotFoundError):
                 md.version(name)
+
+
+def test_driver_cuda_version_is_read_from_nvidia_smi_and_an_old_driver_stops_the_cuda_set():
+    from course_utils.flavour import driver_problem, parse_driver_cuda
+
+    header = "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |"
+    assert parse_driver_cuda(header) == (12, 4)
+    assert parse_driver_cuda("no GPU here") is None
+    problem = driver_problem((12, 4))
+    assert "CUDA 12.4" in problem and "CUDA 13.0" in problem and "COURSE_FLAVOUR=cpu" in problem
+    assert driver_problem((13, 0)) is None and driver_problem((13, 2)) is None
+    assert driver_problem(None) is None          # no NVIDIA driver: nothing to check

@@ -95,3 +95,46 @@ def test_ampere_and_newer_are_bf16(monkeypatch, name, capability):
     dev = hardware.detect_device()
     assert dev.bf16 is True
     assert "--dtype half" not in hardware.recommend(dev.free_gib, bf16=dev.bf16).command
+
+
+def test_release_memory_collects_cycles_and_empties_the_cuda_cache(monkeypatch):
+    import gc
+    import weakref
+
+    import torch
+
+    class Model:   # a model caught in a reference cycle, as real modules often are (hooks, closures)
+        def __init__(self):
+            self.weights = torch.zeros(1000)
+            self.me = self
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)          # a fake GPU: record the cache release
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    gc.disable()   # so that only release_memory can collect the cycle
+    try:
+        model = Model()
+        alive = weakref.ref(model)
+        del model
+        assert alive() is not None            # dropped, but not freed: the cycle keeps it
+        hardware.release_memory()
+        assert alive() is None and emptied == [True]
+    finally:
+        gc.enable()
+
+
+def test_the_calculator_uses_vllms_own_default_memory_share():
+    pytest.importorskip("vllm", reason="vLLM is not installed here")
+    from vllm.config import CacheConfig
+
+    assert hardware.VLLM_GPU_MEMORY_UTILIZATION == CacheConfig.__pydantic_fields__["gpu_memory_utilization"].default
+    plan = hardware.plan_serving("R1-Distill-Qwen-7B", "L4")
+    assert "--gpu-memory-utilization" not in plan.command          # vLLM's default: no flag needed
+
+
+def test_serve_commands_keep_a_margin_below_the_predicted_kv_capacity():
+    for gpu_name in ("T4", "L4", "A100-40GB", "H100"):
+        for plan in hardware.what_fits(gpu_name, min_context=4096):
+            if plan.fits and plan.max_model_len < hardware.catalog.resolve(plan.model).context_length:
+                assert plan.max_model_len <= hardware.KV_HEADROOM * plan.kv_cache_tokens
+                assert f"--max-model-len {plan.max_model_len}" in plan.command

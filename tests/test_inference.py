@@ -7,7 +7,7 @@ import pytest
 
 from course_utils import toy_reasoner as R
 from course_utils.hardware import Device
-from course_utils.inference import TransformersChat, generation_defaults, sampling_options
+from course_utils.inference import TransformersChat, generation_config_path, generation_defaults, sampling_options
 from course_utils.serving import VLLMServer, check_model, memory_from_log
 from course_utils.speed import engine_table, histogram, load_summary
 
@@ -121,3 +121,17 @@ def test_engine_table_ratios():
             "HF": {"tokens_per_s": 100.0, "seconds": 3.0, "texts": ["a", "c"]}}
     rows = engine_table(runs)
     assert rows[1]["vLLM speed / this"] == 3.0 and rows[1]["same text as vLLM"] == 0.5
+
+
+def test_generation_defaults_of_a_hub_model_come_from_the_local_cache(tmp_path):
+    repo = tmp_path / "models--deepseek-ai--DeepSeek-R1-Distill-Qwen-1.5B"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "generation_config.json").write_text('{"temperature": 0.6, "top_p": 0.95}')
+    name = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    assert generation_config_path(name, cache_dir=str(tmp_path)).name == "generation_config.json"
+    assert generation_defaults(name, cache_dir=str(tmp_path)) == {"temperature": 0.6, "top_p": 0.95}
+    # not in the cache: nothing to read, and nothing downloaded
+    assert generation_config_path("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", cache_dir=str(tmp_path)) is None
+    assert generation_config_path("./no-such-folder", cache_dir=str(tmp_path)) is None

@@ -22,7 +22,11 @@ def test_off_peak_window_wraps_midnight():
 
 def test_api_cost():
     assert pricing.api_cost("deepseek-reasoner", 0, 1_000_000) == pytest.approx(2.19)
-    assert pricing.api_cost("deepseek-reasoner", 0, 1_000_000, off_peak=True) == pytest.approx(0.5475)
+    # listed off-peak prices (not 75% off: that would be $5.475 for 10M output tokens)
+    assert pricing.api_cost("deepseek-reasoner", 0, 10_000_000, off_peak=True) == pytest.approx(5.50)
+    assert pricing.api_cost("deepseek-chat", 0, 10_000_000, off_peak=True) == pytest.approx(5.50)
+    half_cached = pricing.api_cost("deepseek-reasoner", 1_000_000, 0, cache_hit_rate=0.5, off_peak=True)
+    assert half_cached == pytest.approx((0.035 + 0.135) / 2)
     assert pricing.api_cost("deepseek-chat", 1_000_000, 0, cache_hit_rate=1.0) == pytest.approx(0.07)
     with pytest.raises(ValueError, match="known"):
         pricing.api_cost("deepseek-v9", 1, 1)

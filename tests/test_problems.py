@@ -79,3 +79,25 @@ def test_token_probabilities_of_the_toy_and_their_picture():
     assert wrong[at][1] < 0.1 < rows[at][1]                          # the wrong digit is improbable, the right one not
     ax = plot_token_probabilities(rows)
     assert len(ax.patches) == len(rows)
+
+
+def test_token_probabilities_in_chunks_equal_one_full_forward_pass():
+    import torch
+
+    model, tokenizer = R.load()
+    prompt = R.prompt_text(tokenizer, R.question(473, 958))
+    completion = R.completion(473, 958)
+    chunked = token_probabilities(model, tokenizer, prompt, completion, chunk=3)
+    whole = token_probabilities(model, tokenizer, prompt, completion, chunk=10_000)
+    # reference: the plain recipe, full logits of one forward pass
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([p_ids + c_ids])).logits[0, len(p_ids) - 1:-1]
+    log_p = torch.log_softmax(logits.float(), -1)
+    reference = log_p.gather(1, torch.tensor(c_ids)[:, None])[:, 0].exp()
+    assert [r[0] for r in chunked] == [r[0] for r in whole]
+    torch.testing.assert_close(torch.tensor([r[1:] for r in chunked]), torch.tensor([r[1:] for r in whole]))
+    torch.testing.assert_close(torch.tensor([r[1] for r in chunked]), reference)
+    with pytest.raises(ValueError, match="chunk must be a positive"):
+        token_probabilities(model, tokenizer, prompt, completion, chunk=0)

@@ -19,11 +19,38 @@ from course_utils.reasoning import (
     ("<think>\nplan\n</think>\n\nThe answer is \\boxed{4}.", ("plan", "The answer is \\boxed{4}.")),
     ("plan\n</think>\n\n\\boxed{4}", ("plan", "\\boxed{4}")),            # prompt ended in <think>\n
     ("<think>\nstill thinking", ("still thinking", "")),                  # cut off before </think>
-    ("Just the answer: 4", ("", "Just the answer: 4")),                   # thinking skipped
-    ("\n</think>\n\n\\boxed{4}", ("", "\\boxed{4}")),                     # empty thinking (forced skip)
+    ("3+8+0=11: write 1, carry", ("3+8+0=11: write 1, carry", "")),       # cut off, prompt ended in <think>\n
+    ("\n</think>\n\n\\boxed{4}", ("", "\\boxed{4}")),                     # empty thinking
 ])
 def test_split_reasoning(text, expected):
     assert split_reasoning(text) == expected
+
+
+def test_a_prompt_that_closed_the_thinking_makes_the_completion_all_answer():
+    assert split_reasoning("Just the answer: 4", thinking_open=False) == ("", "Just the answer: 4")
+    assert split_reasoning("4}\n</think> 5", thinking_open=False) == ("", "4}\n</think> 5")
+
+
+@pytest.fixture(scope="module")
+def vllm_parser():
+    pytest.importorskip("vllm", reason="vLLM is not installed here (its parser is the reference)")
+    from vllm.reasoning import ReasoningParserManager
+
+    from course_utils import toy_reasoner as R
+
+    return ReasoningParserManager.get_reasoning_parser("deepseek_r1")(R.build_tokenizer())
+
+
+pieces = st.sampled_from(["<think>", "</think>", "\n", " ", "plan", "3+8+0=11", "\\boxed{4}", "Wait,", "x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(pieces, max_size=12).map("".join))
+def test_split_agrees_with_vllms_deepseek_r1_parser(vllm_parser, text):
+    """On completions of a prompt that ends in <think>\\n (the distills' template): complete ones, ones cut off
+    inside the thinking, and odd ones with stray tags, our split is vLLM's, up to surrounding whitespace."""
+    reasoning, content = vllm_parser.extract_reasoning(text, None)
+    assert split_reasoning(text) == ((reasoning or "").strip(), (content or "").strip())
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -34,6 +61,10 @@ def test_split_reasoning(text, expected):
     ("\\boxed{unclosed", None),
     ("\\fbox{7}", "7"),
     ("\\boxed{a{b{c}}d}", "a{b{c}}d"),
+    ("\\boxed {12}", "12"),                                             # LaTeX accepts a space before the brace
+    ("\\boxed\n{12}", "12"),
+    ("\\fbox {3} and then \\boxed  {4}", "4"),
+    ("\\boxedx{5}", None),                                              # another command, not a box
 ])
 def test_extract_boxed(text, expected):
     assert extract_boxed(text) == expected
@@ -65,6 +96,8 @@ class CharTokenizer:
 
 def test_token_counts():
     assert token_counts("ab</think>cde", CharTokenizer()) == {"reasoning_tokens": 2, "answer_tokens": 3}
+    assert token_counts("abcde", CharTokenizer()) == {"reasoning_tokens": 5, "answer_tokens": 0}   # cut off
+    assert token_counts("abcde", CharTokenizer(), thinking_open=False) == {"reasoning_tokens": 0, "answer_tokens": 5}
 
 
 @settings(max_examples=300, deadline=None)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import math
 import os
 import socket
 
@@ -129,7 +130,24 @@ def check_helpers_load_test_metrics_and_memory(server, client):
     assert generated == sum(r["completion_tokens"] for r in records)
     bounds, counts = histogram(metrics, "vllm:time_to_first_token_seconds")
     assert sum(counts) >= 12 + 3 and len(bounds) == len(counts)
+    cache_config = metrics["vllm:cache_config_info"][0][0]       # notebook 03 reads the engine's settings here
+    assert int(cache_config["block_size"]) == 128 and 0 < float(cache_config["gpu_memory_utilization"]) <= 1
     memory = server.memory_report()
     assert memory["kv_cache_gib"] == 1.0
     # the prediction from config.json: 2 (K and V) x 3 layers x 1 KV head x 32 dims x 4 bytes = 768 bytes a token
     assert memory["kv_cache_tokens"] == (1024**3 // 768) // 128 * 128
+
+
+def test_kv_tokens_tolerance_follows_vllms_rounding():
+    from course_utils.serving import kv_tokens_tolerance
+
+    assert kv_tokens_tolerance(768, 16, gib_logged_exactly=True) == 0          # the toy on a CPU: exact
+    # R1-Distill-Qwen-1.5B: 28 layers x 2 KV heads x 128 x 2 (K, V) x 2 bytes = 28,672 bytes per token
+    per_token = 28 * 2 * 128 * 2 * 2
+    tolerance = kv_tokens_tolerance(per_token, 16, gib_logged_exactly=False)
+    assert tolerance == math.ceil(0.005 * 2**30 / per_token) + 16 == 204
+    # a logged 10.00 GiB may be 9.995-10.005 GiB: the predictions from both ends differ by about twice the bound
+    low, high = (int(g * 2**30 // per_token) // 16 * 16 for g in (9.995, 10.005))
+    assert high - low <= 2 * tolerance
+    with pytest.raises(ValueError):
+        kv_tokens_tolerance(0, 16, gib_logged_exactly=False)

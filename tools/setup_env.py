@@ -19,7 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course_utils.flavour import CPU_UNWANTED, FLAVOURS, detect_flavour  # noqa: E402
+from course_utils.flavour import (  # noqa: E402
+    CPU_UNWANTED,
+    FLAVOURS,
+    detect_flavour,
+    driver_cuda_version,
+    driver_problem,
+)
 
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
@@ -56,6 +62,9 @@ def main() -> int:
         flavour = detect_flavour(os.environ.get("COURSE_FLAVOUR"))
     except ValueError as err:
         print(f"Cannot set up here: {err}", file=sys.stderr)
+        return 1
+    if flavour == "cuda" and (problem := driver_problem(driver_cuda_version())):
+        print(f"Cannot set up the CUDA flavour: {problem}", file=sys.stderr)
         return 1
     wanted = fingerprint(flavour)
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():

@@ -1,0 +1,33 @@
+"""Every notebook's first cell installs the course on Colab; a repository it cannot reach must fail at once with
+what to do (not with a git password prompt or a stack trace from pip)."""
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def colab_cell(path: Path) -> str:
+    return "".join(json.loads(path.read_text())["cells"][1]["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_an_unreachable_repository_stops_with_what_to_do(path, monkeypatch, tmp_path, capsys):
+    source = colab_cell(path)
+    assert source.count('REPO_URL = "') == 1
+    url = (tmp_path / "not-a-repository").as_uri()          # fails like an unpublished URL, without the network
+    source = source.replace(source.split('REPO_URL = "')[1].split('"')[0], url)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))   # pretend to be on Colab
+    with pytest.raises(SystemExit, match="Cannot reach .*make set-repo-url"):
+        exec(compile(source, path.name, "exec"), {})
+    assert "installed" not in capsys.readouterr().out
+
+
+def test_outside_colab_the_cell_does_nothing(capsys):
+    for path in NOTEBOOKS:
+        exec(compile(colab_cell(path), path.name, "exec"), {})
+        assert capsys.readouterr().out == "not on Colab: nothing to install\n"
