@@ -100,7 +100,7 @@ def report() -> str:
                      f"{GPU_PATH_MIN_FREE_GIB:g} GiB: notebooks 03 and 04 will stop with a MemoryError. Free the GPU "
                      "(see nvidia-smi for other processes) or restart the runtime.")
     found = known_problems(versions, platform.system())
-    if versions.get("vllm") and (problem := driver_problem(driver_cuda_version())):
+    if versions.get("vllm") and (problem := driver_problem(driver_cuda)):
         found.append(problem[0].upper() + problem[1:])
     problems = [p for p in found if not p.startswith("(info)")]
     lines.append("\nKnown problems: " + ("none found" if not problems else ""))

@@ -161,13 +161,14 @@ def notebook_settings(on_gpu: bool) -> tuple[dict, TrainConfig]:
 @torch.no_grad()
 def dropped_share(model: TinyMoELM, inputs: torch.Tensor, capacity_factor: float) -> float:
     """Share of (token, expert) assignments dropped when every expert has this capacity, mean over the layers.
-    The model's own capacity setting is restored afterwards."""
-    before = [m.config.capacity_factor for m in model.moes]
+    The model's own capacity setting and train/eval mode are restored afterwards."""
+    before, was_training = [m.config.capacity_factor for m in model.moes], model.training
     try:
         for m in model.moes:
             m.config.capacity_factor = capacity_factor
         model.eval()(inputs.to(next(model.parameters()).device))
         return sum(m.last_routing.dropped for m in model.moes) / len(model.moes)
     finally:
+        model.train(was_training)
         for m, cf in zip(model.moes, before, strict=True):
             m.config.capacity_factor = cf

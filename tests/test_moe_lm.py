@@ -60,7 +60,7 @@ def test_dropped_share_counts_overflow_and_restores_the_setting(corpus):
     inputs = corpus.batch(4, 16, torch.Generator().manual_seed(0), split="val")[0]
     tight, loose = L.dropped_share(model, inputs, 0.5), L.dropped_share(model, inputs, 4.0)
     assert tight >= 0.5 - 1e-6 and loose == 0.0    # capacity 0.5 keeps at most half; 4.0 fits everything
-    assert model.moes[0].config.capacity_factor is None
+    assert model.moes[0].config.capacity_factor is None and model.training   # both restored
 
 
 def test_notebook_settings_cpu_and_gpu():
