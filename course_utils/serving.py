@@ -299,7 +299,6 @@ def memory_from_log(text: str) -> dict:
     return found
 
 
-
 def kv_tokens_tolerance(kv_bytes_per_token: float, block_size: int, gib_logged_exactly: bool) -> int:
     """How far the KV-cache capacity predicted from vLLM's logged KV memory may be from the capacity vLLM logs.
 
@@ -311,6 +310,7 @@ def kv_tokens_tolerance(kv_bytes_per_token: float, block_size: int, gib_logged_e
     if gib_logged_exactly:
         return 0
     return math.ceil(0.005 * GIB / kv_bytes_per_token) + block_size
+
 
 @atexit.register
 def _stop_all() -> None:
