@@ -46,6 +46,18 @@ BARS = {
         "no balancing (softmax): MaxVio, last 50 steps": (">", 1.0, "notebook 01 checks"),
         "dropped at cf 1.0: collapsed - bias": (">", 0, "notebook 01 checks"),
     },
+    "r1_zero": {
+        "RL: pass@1 gain": (">=", 0.1, "notebook 05 checks"),
+        "RL: completion length gain (tokens)": (">", 5, "notebook 05 checks"),
+        "RL lead at k=1 - lead at k=64": (">", 0, "notebook 05 checks"),
+        "weak base + RL: pass@1": ("<", 0.1, "notebook 05 checks"),
+        "weak base: distilled - RL pass@1": (">", 0.2, "notebook 05 checks"),
+        "German share: RL - RL with language reward": (">", 0, "notebook 05 checks"),
+    },
+    "r1_zero_base": {
+        "base: pass@1": (">=", 0.4, "r1_zero.build refuses a base below it; tests/test_r1_zero.py (committed)"),
+        "weak base: pass@1": ("<", 0.05, "tests/test_r1_zero.py (committed weak base)"),
+    },
 }
 
 
@@ -136,7 +148,56 @@ def run_moe(seed: int, overrides: dict) -> dict:
     return figures
 
 
-RECIPES = {"toy_r1": run_toy_r1, "checkpoint": run_checkpoint, "digits": run_digits, "moe": run_moe}
+def run_r1_zero(seed: int, overrides: dict) -> dict:
+    """Notebook 05 from the committed bases, one seed of RL and distillation: what it asserts."""
+    import torch
+
+    from course_utils import grpo
+    from course_utils import r1_zero as Z
+    from course_utils import toy_reasoner as R
+
+    settings = Z.Settings(**{"seed": seed, **overrides})
+    base, tokenizer = Z.load("base")
+    weak, _ = Z.load("weak_base")
+    pairs = R.held_out_problems(100)
+    torch.manual_seed(seed)
+    before = Z.measure(base, tokenizer, pairs)
+    rl, log = Z.train_rl(base, tokenizer, settings, pairs, every=settings.rl_steps, progress=False)
+    after = log.evals[-1]
+    k = {name: grpo.pass_at_k_curve(Z.measure(m, tokenizer, pairs[:50], n=64)["correct"], [1, 64])
+         for name, m in (("base", base), ("rl", rl))}
+    _, weak_log = Z.train_rl(weak, tokenizer, settings, pairs, every=settings.rl_steps, progress=False)
+    traces = Z.teacher_completions(Z.training_problems(settings.teacher_problems, seed=settings.seed + 11))
+    student, _ = Z.distill(weak, tokenizer, traces, settings.distill_steps, seed=settings.seed, progress=False)
+    _, lc_log = Z.train_rl(base, tokenizer, settings, pairs, every=settings.rl_steps, progress=False,
+                           reward_fn=Z.language_consistency_reward)
+    weak_rl = weak_log.evals[-1]["pass@1"]
+    return {"RL: pass@1 gain": after["pass@1"] - before["pass@1"],
+            "RL: completion length gain (tokens)": after["length"] - before["length"],
+            "RL lead at k=1 - lead at k=64": (k["rl"][1] - k["base"][1]) - (k["rl"][64] - k["base"][64]),
+            "weak base + RL: pass@1": weak_rl,
+            "weak base: distilled - RL pass@1": Z.measure(student, tokenizer, pairs)["pass@1"] - weak_rl,
+            "German share: RL - RL with language reward":
+                after["German in the thinking"] - lc_log.evals[-1]["German in the thinking"],
+            "RL: pass@1 after": after["pass@1"]}
+
+
+def run_r1_zero_base(seed: int, overrides: dict) -> dict:
+    """`python -m course_utils.r1_zero build` with another seed: can the base add, and the weak base not?"""
+    from course_utils import r1_zero as Z
+    from course_utils import toy_reasoner as R
+
+    settings = Z.Settings(**{"seed": seed, **overrides})
+    tokenizer = Z.build_tokenizer()
+    base, weak, _ = Z.pretrain(tokenizer, settings, progress=False)
+    pairs = R.held_out_problems(200)
+    measured = {name: Z.measure(m, tokenizer, pairs) for name, m in (("base", base), ("weak", weak))}
+    return {"base: pass@1": measured["base"]["pass@1"], "weak base: pass@1": measured["weak"]["pass@1"],
+            "base: column method": measured["base"]["column method"]}
+
+
+RECIPES = {"toy_r1": run_toy_r1, "checkpoint": run_checkpoint, "digits": run_digits, "moe": run_moe,
+           "r1_zero": run_r1_zero, "r1_zero_base": run_r1_zero_base}
 
 
 # ---------------------------------------------------------------- running the perturbations and the table

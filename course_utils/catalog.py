@@ -125,6 +125,27 @@ for _short, _base, _arch, _cfg, _license, _scores in _DISTILLS:
         {"config": _config_source(_name), "scores": R1_CARD, "method": f"{R1_PAPER}, section 2.4",
          "model card": f"{HUB}/{_name}"}))
 
+# Models outside the family, as the R1 paper (arXiv v1) reports them beside R1 (Table 4) and the distills (Table 5);
+# same keys and units as the family's scores. o1-1217 appears in Table 4 only, without cons@64.
+OTHER_MODELS = {
+    "GPT-4o-0513": dict(aime_2024=9.3, aime_2024_cons64=13.4, math_500=74.6, gpqa_diamond=49.9, livecodebench=32.9,
+                        codeforces_rating=759),
+    "Claude-3.5-Sonnet-1022": dict(aime_2024=16.0, aime_2024_cons64=26.7, math_500=78.3, gpqa_diamond=65.0,
+                                   livecodebench=38.9, codeforces_rating=717),
+    "OpenAI-o1-mini": dict(aime_2024=63.6, aime_2024_cons64=80.0, math_500=90.0, gpqa_diamond=60.0, livecodebench=53.8,
+                           codeforces_rating=1820),
+    "QwQ-32B-Preview": dict(aime_2024=50.0, aime_2024_cons64=60.0, math_500=90.6, gpqa_diamond=54.5,
+                            livecodebench=41.9, codeforces_rating=1316),
+    "OpenAI-o1-1217": dict(aime_2024=79.2, math_500=96.4, gpqa_diamond=75.7, livecodebench=63.4,
+                           codeforces_rating=2061),
+}
+OTHER_MODELS_SOURCE = f"{R1_PAPER}, v1: Table 4 (o1-1217) and Table 5 (the others)"
+
+# V3-0324's model card compares it with V3 in its own table: (V3, V3-0324). Its V3 column is the card's own run and
+# differs from the R1 card's V3 row (AIME 2024: 39.6 here, 39.2 there), so compare within one card.
+V3_0324_GAINS = {"mmlu_pro": (75.9, 81.2), "gpqa_diamond": (59.1, 68.4), "aime_2024": (39.6, 59.4),
+                 "livecodebench": (39.2, 49.2)}
+
 MODELS: dict[str, ModelFacts] = {m.name: m for m in _FAMILY}
 DISTILLS = [m.name for m in _FAMILY if m.kind == "distill"]
 

@@ -72,3 +72,29 @@ def break_even_tokens_per_second(gpu_hourly_usd: float, n_gpus: int, api_usd_per
     if api_usd_per_million <= 0:
         raise ValueError("the API price must be positive")
     return gpu_hourly_usd * n_gpus / 3600 / api_usd_per_million * 1e6
+
+
+# ---------------------------------------------------------------- what training cost
+
+V3_PAPER = "DeepSeek-AI, DeepSeek-V3 Technical Report, arXiv:2412.19437 (2024), Table 1"
+# H800 GPU-hours of DeepSeek-V3's training run, and the rental price the paper assumed for its $5.576M.
+V3_GPU_HOURS = {"pre-training": 2_664_000, "context extension": 119_000, "post-training": 5_000}
+V3_USD_PER_GPU_HOUR = 2.0
+# Dense tensor-core peak of one H800 SXM in FLOP/s (NVIDIA's H100 SXM figures; the H800 differs from the H100 in
+# interconnect bandwidth, not in these).
+H800_PEAK_FLOPS = {"bf16": 989e12, "fp8": 1979e12}
+
+
+def training_flops(active_parameters: float, tokens: float) -> float:
+    """The usual estimate of a transformer's training compute: 6 FLOPs per active parameter per token (2 forward,
+    4 backward). It leaves out attention's own FLOPs and, for V3, the multi-token-prediction module."""
+    if active_parameters <= 0 or tokens <= 0:
+        raise ValueError("active_parameters and tokens must be positive")
+    return 6.0 * active_parameters * tokens
+
+
+def utilisation(flops: float, gpu_hours: float, peak_flops: float) -> float:
+    """The share of the GPUs' peak that ``flops`` done in ``gpu_hours`` implies (model FLOPs utilisation)."""
+    if gpu_hours <= 0 or peak_flops <= 0:
+        raise ValueError("gpu_hours and peak_flops must be positive")
+    return flops / (gpu_hours * 3600 * peak_flops)

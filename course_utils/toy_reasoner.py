@@ -236,7 +236,7 @@ def train(model, data: Examples, settings: TrainSettings, teacher=None, progress
     steps = tqdm(range(1, settings.steps + 1), desc="training", disable=not progress, leave=False, mininterval=2.0)
     for step in steps:
         rows = torch.randint(0, len(data.input_ids), (settings.batch_size,), generator=generator)
-        ids, labels = data.input_ids[rows], data.labels[rows]
+        ids, labels = data.input_ids[rows].to(model.device), data.labels[rows].to(model.device)
         used = int((labels != -100).any(0).nonzero().max()) + 1   # drop all-padding columns
         ids, labels = ids[:, :used], labels[:, :used]
         logits = model(input_ids=ids).logits[:, :-1]
@@ -269,7 +269,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 96, bat
     torch.manual_seed(seed)
     out = []
     for i in range(0, len(prompts), batch_size):
-        batch = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(model.device)
         options = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
         ids = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, top_k=None, **options)

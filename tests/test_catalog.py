@@ -82,3 +82,10 @@ def test_unknown_dtype_lists_the_accepted_ones():
 def test_short_names_resolve():
     assert catalog.resolve("r1-distill-llama-70b").name == "deepseek-ai/DeepSeek-R1-Distill-Llama-70B"
     assert catalog.resolve("DeepSeek-V3-0324").short == "V3-0324"
+
+
+def test_v3_0324_gains_are_the_cards_own_before_and_after():
+    gains = catalog.V3_0324_GAINS
+    assert gains["aime_2024"] == (39.6, 59.4)
+    assert all(after > before for before, after in gains.values())
+    assert catalog.resolve("V3-0324").scores["aime_2024"] == gains["aime_2024"][1]
