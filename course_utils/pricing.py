@@ -60,11 +60,15 @@ def api_cost(api_model: str, input_tokens: int, output_tokens: int, *, cache_hit
     return (input_tokens * (cache_hit_rate * hit + (1 - cache_hit_rate) * miss) + output_tokens * out) / 1e6
 
 
-def self_hosted_cost_per_million(gpu_hourly_usd: float, n_gpus: int, tokens_per_second: float) -> float:
-    """Dollars per million generated tokens when a rented machine is kept busy at ``tokens_per_second``."""
+def self_hosted_cost_per_million(gpu_hourly_usd: float, n_gpus: int, tokens_per_second: float,
+                                 utilisation: float = 1.0) -> float:
+    """Dollars per million generated tokens from a rented machine that generates ``tokens_per_second`` while busy
+    and is busy ``utilisation`` of the hours paid for (a service idles at night; the rent does not stop)."""
     if gpu_hourly_usd <= 0 or n_gpus <= 0 or tokens_per_second <= 0:
         raise ValueError("hourly price, GPU count and tokens per second must all be positive")
-    return gpu_hourly_usd * n_gpus / (tokens_per_second * 3600) * 1e6
+    if not 0 < utilisation <= 1:
+        raise ValueError(f"utilisation is the busy share of the paid hours, in (0, 1]; got {utilisation!r}")
+    return gpu_hourly_usd * n_gpus / (tokens_per_second * utilisation * 3600) * 1e6
 
 
 def break_even_tokens_per_second(gpu_hourly_usd: float, n_gpus: int, api_usd_per_million: float) -> float:

@@ -17,6 +17,7 @@ KV-cache size and eager mode; on a GPU it leaves vLLM's defaults.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import json
 import math
@@ -170,45 +171,32 @@ def check_model(model: str | os.PathLike, max_model_len: int | None = None, devi
     return source
 
 
-class VLLMServer:
-    """Start ``python -m vllm.entrypoints.openai.api_server`` for ``model`` (a local folder or a Hub id)."""
+class BackgroundServer:
+    """A server subprocess in its own process group on a loopback port: started, waited for (``health_path``
+    answers 200), and always stopped again. Subclasses set ``args``, ``env``, ``port`` and ``what``."""
 
-    def __init__(self, model: str | os.PathLike, *, port: int | None = None, served_model_name: str | None = None,
-                 reasoning_parser: str | None = "deepseek_r1", max_model_len: int | None = None,
-                 dtype: str | None = None, startup_timeout: float = 180.0, extra_args: list[str] | None = None,
-                 kv_cache_gib: int = 1):
-        source = check_model(model, max_model_len)
-        model = source.model
-        if importlib.util.find_spec("vllm") is None:
-            raise RuntimeError("vLLM is not installed here (no wheel exists for macOS): serve with transformers "
-                               "instead, or run `make setup` on Linux")
-        if port is not None and not port_is_free(port):
-            raise OSError(f"port {port} on 127.0.0.1 is already in use (another server?); pass another port, or "
-                          "port=None to pick a free one")
-        self.model = model
-        self.model_name = served_model_name or source.name
-        self.port = port or free_port()
-        self.startup_timeout = startup_timeout
-        self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-                     "--served-model-name", self.model_name, "--host", "127.0.0.1", "--port", str(self.port)]
-        if reasoning_parser:
-            self.args += ["--reasoning-parser", reasoning_parser]
-        if max_model_len:
-            self.args += ["--max-model-len", str(max_model_len)]
-        if dtype:
-            self.args += ["--dtype", dtype]
-        self.env = dict(os.environ, VLLM_LOGGING_LEVEL="INFO")   # its log file must hold the memory lines
-        if on_cpu():
-            self.args += ["--enforce-eager"]                         # no graph capture: a much faster start
-            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
-        self.args += list(extra_args or [])
-        self.log_path = Path(tempfile.mkdtemp(prefix="vllm-server-")) / "server.log"
+    what = "server"
+    health_path = "/health"
+    failure_line: str | None = None     # a log line that means start-up failed even though the process lives on
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    startup_timeout: float
+
+    def _prepare(self, prefix: str) -> None:
+        self.log_path = Path(tempfile.mkdtemp(prefix=prefix)) / "server.log"
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
     @property
+    def url(self) -> str:
+        """The server's root, e.g. for ``/health`` or ``/metrics``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """What the OpenAI client takes as ``base_url``."""
+        return f"{self.url}/v1"
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -216,11 +204,7 @@ class VLLMServer:
         except OSError:
             return "(no log)"
 
-    def memory_report(self) -> dict:
-        """Memory as the server logged it at start-up (see ``memory_from_log``)."""
-        return memory_from_log(self.log_path.read_text(errors="replace"))
-
-    def start(self) -> VLLMServer:
+    def start(self):
         started = time.time()
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
@@ -240,43 +224,136 @@ class VLLMServer:
         deadline = time.time() + self.startup_timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the vLLM server exited during start-up (code {self.process.returncode}). "
+                raise RuntimeError(f"the {self.what} exited during start-up (code {self.process.returncode}). "
                                    f"End of its log ({self.log_path}):\n{self.log_tail()}")
+            if self.failure_line and self.failure_line in self.log_tail(400):
+                raise RuntimeError(f"the {self.what} failed to start (its log says {self.failure_line!r}). "
+                                   f"End of its log ({self.log_path}):\n{self.log_tail(60)}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as response:
+                with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"the vLLM server did not become healthy within {self.startup_timeout:.0f} s (a big "
+        raise TimeoutError(f"the {self.what} did not become ready within {self.startup_timeout:.0f} s (a big "
                            f"model may need longer: pass startup_timeout=...). End of its log:\n{self.log_tail()}")
 
+    def processes(self) -> list[int]:
+        """Ids of the server's processes still running: the one started and every descendant (engine processes,
+        and the workers a supervisor such as BentoML's starts in sessions of their own)."""
+        return [] if self.process is None else process_tree(self.process.pid)
+
     def stop(self, grace: float = 15.0) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds. Safe to call twice."""
+        """SIGTERM to the server (it stops its own workers), then SIGKILL to whatever of its process tree is still
+        running after ``grace`` seconds. Safe to call twice."""
         process, self.process = self.process, None
         _RUNNING.discard(self)
-        if process is None or process.poll() is not None:
+        if process is None:
             return
+        tree = process_tree(process.pid)          # noted first: children outlive a killed parent
+        deadline = time.time() + grace
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=grace)
         except ProcessLookupError:
             pass
+        while time.time() < deadline and (process.poll() is None or any(map(is_running, tree))):
+            time.sleep(0.2)
+        for pid in [pid for pid in tree if is_running(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
 
     def client(self, **options):
         from openai import OpenAI
 
         return OpenAI(base_url=self.base_url, api_key="not-needed", **options)
 
-    def __enter__(self) -> VLLMServer:
-        return self.start()
+    def __enter__(self):
+        """``with server:`` starts it, or takes over one already started; either way it is stopped on leaving."""
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent, group, ...), None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def is_running(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"       # a zombie has exited; only its parent's wait is missing
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants that are running (Linux: read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root] if is_running(root) else []
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+class VLLMServer(BackgroundServer):
+    """Start ``python -m vllm.entrypoints.openai.api_server`` for ``model`` (a local folder or a Hub id)."""
+
+    what = "vLLM server"
+
+    def __init__(self, model: str | os.PathLike, *, port: int | None = None, served_model_name: str | None = None,
+                 reasoning_parser: str | None = "deepseek_r1", max_model_len: int | None = None,
+                 dtype: str | None = None, startup_timeout: float = 180.0, extra_args: list[str] | None = None,
+                 kv_cache_gib: int = 1):
+        source = check_model(model, max_model_len)
+        model = source.model
+        if importlib.util.find_spec("vllm") is None:
+            raise RuntimeError("vLLM is not installed here (no wheel exists for macOS): serve with transformers "
+                               "instead, or run `make setup` on Linux")
+        self.model = model
+        self.model_name = served_model_name or source.name
+        self.port = claim_port(port)
+        self.startup_timeout = startup_timeout
+        self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+                     "--served-model-name", self.model_name, "--host", "127.0.0.1", "--port", str(self.port)]
+        if reasoning_parser:
+            self.args += ["--reasoning-parser", reasoning_parser]
+        if max_model_len:
+            self.args += ["--max-model-len", str(max_model_len)]
+        if dtype:
+            self.args += ["--dtype", dtype]
+        self.env = dict(os.environ, VLLM_LOGGING_LEVEL="INFO")   # its log file must hold the memory lines
+        if on_cpu():
+            self.args += ["--enforce-eager"]                         # no graph capture: a much faster start
+            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        self.args += list(extra_args or [])
+        self._prepare("vllm-server-")
+
+    def memory_report(self) -> dict:
+        """Memory as the server logged it at start-up (see ``memory_from_log``)."""
+        return memory_from_log(self.log_path.read_text(errors="replace"))
+
+
+def claim_port(port: int | None) -> int:
+    """``port`` if a server can listen there, a free one for None; a clear error for a busy one."""
+    if port is None:
+        return free_port()
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be a whole number in 1..65535 (or None for a free one), got {port!r}")
+    if not port_is_free(port):
+        raise OSError(f"port {port} on 127.0.0.1 is already in use (another server?); pass another port, or "
+                      "port=None to pick a free one")
+    return port
 
 
 _MEMORY_LINES = {

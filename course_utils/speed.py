@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 
 import numpy as np
 
@@ -140,3 +142,83 @@ def engine_table(runs: dict[str, dict], reference: str = "vLLM") -> list[dict]:
              f"{reference} speed / this": round(base["tokens_per_s"] / run["tokens_per_s"], 2),
              f"same text as {reference}": sum(a == b for a, b in zip(base["texts"], run["texts"], strict=True))
              / len(base["texts"])} for name, run in runs.items()]
+
+
+# ---------------------------------------------------------------- one server against another
+
+
+LOADS = ((1, 12), (4, 24), (16, 64))      # (requests in flight, requests sent): about 3 s each for the toy on a CPU
+
+
+ENGINE_PROCESSES = ("VLLM::EngineCore", "VLLM::Worker")    # the titles vLLM gives its engine processes
+
+
+def cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """CPU time (user + system) used so far by these processes, split into vLLM's engine processes and the rest
+    (the HTTP side: the API server, or BentoML's supervisor and worker). Linux: read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {"engine": 0.0, "http": 0.0}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            title = Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            continue
+        used["engine" if title.startswith(ENGINE_PROCESSES) else "http"] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def _measured_load(server, client, questions, concurrency, sampling) -> dict:
+    before = cpu_seconds(server.processes())
+    records, wall = load_test(client, server.model_name, questions, concurrency, progress=False, **sampling)
+    after = cpu_seconds(server.processes())
+    tokens = max(1, sum(r["completion_tokens"] for r in records))
+    return {**load_summary(records, wall, concurrency),
+            "http_cpu_ms_per_token": 1000 * (after["http"] - before["http"]) / tokens}
+
+
+def compare_servers(start: dict, questions: list[str], loads=LOADS, repeats: int = 3, **sampling) -> list[dict]:
+    """The same load tests against several servers, for a ratio measured in one run.
+
+    ``start`` maps a name to a function that returns a server (``with``-able, with ``.client()``, ``.model_name``
+    and ``.processes()``). The servers run one after another, never two at once (on a CPU they would share the
+    cores). Each is warmed up, then every load is sent ``repeats`` times; a row per server and load gives the
+    median of the repeats, the range of the throughput (how far to trust a ratio), and the CPU time the HTTP side
+    (everything but vLLM's engine processes) spent per output token: the layer's own work, which does not depend
+    on how the engine happened to batch."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive whole number, got {repeats!r}")
+    rows = []
+    for name, make in start.items():
+        with make() as server:
+            client = server.client()
+            load_test(client, server.model_name, questions[:8], 8, progress=False, **sampling)   # warm-up
+            for concurrency, requests in loads:
+                runs = [_measured_load(server, client, questions[:requests], concurrency, sampling)
+                        for _ in range(repeats)]
+                speeds = [run["output_tokens_per_s"] for run in runs]
+                rows.append({"server": name, "concurrency": concurrency, "requests": requests,
+                             "output_tokens_per_s": float(np.median(speeds)), "tokens_per_s_min": min(speeds),
+                             "tokens_per_s_max": max(speeds),
+                             **{key: float(np.median([run[key] for run in runs]))
+                                for key in ("ttft_p50_ms", "latency_p50_ms", "latency_p90_ms",
+                                            "http_cpu_ms_per_token")}})
+    return rows
+
+
+def overhead_table(rows: list[dict], reference: str, layered: str) -> list[dict]:
+    """Per load: the layered server's throughput and latencies as ratios to the reference's (1.00 = no cost;
+    a throughput ratio below 1 and latency ratios above 1 are what the layer costs)."""
+    by_key = {(row["server"], row["concurrency"]): row for row in rows}
+    table = []
+    for concurrency in sorted({row["concurrency"] for row in rows}):
+        base, other = by_key[(reference, concurrency)], by_key[(layered, concurrency)]
+        table.append({"in flight": concurrency,
+                      f"{reference} tokens/s": round(base["output_tokens_per_s"]),
+                      f"{layered} tokens/s": round(other["output_tokens_per_s"]),
+                      "throughput ratio": round(other["output_tokens_per_s"] / base["output_tokens_per_s"], 2),
+                      "p50 latency ratio": round(other["latency_p50_ms"] / base["latency_p50_ms"], 2),
+                      "p90 latency ratio": round(other["latency_p90_ms"] / base["latency_p90_ms"], 2),
+                      "HTTP-side CPU per token ratio": round(other["http_cpu_ms_per_token"]
+                                                             / base["http_cpu_ms_per_token"], 2)})
+    return table
