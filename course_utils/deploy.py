@@ -67,26 +67,33 @@ def default_model(device: hardware.Device) -> tuple[str, int, str]:
     return plan.model, GPU_CONTEXT, "bfloat16" if device.bf16 else "half"
 
 
+def _share(environ, key: str, default: float) -> float:
+    text = environ.get(ENV[key], str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise ValueError(f"{ENV[key]}={text!r}: it must be a share in (0, 1], e.g. {default} (vLLM's default)")
+    return value
+
+
 def settings_from_env(environ=None, device: hardware.Device | None = None) -> ServiceSettings:
     """The service's settings from ``SERVICE_*`` variables, each checked, with this machine's defaults."""
     environ = os.environ if environ is None else environ
     device = device or hardware.detect_device()
-    model, max_len, dtype = default_model(device) if ENV["model"] not in environ else (environ[ENV["model"]], 0, "")
-    max_len = _whole_number(environ, "max_model_len", max_len or (256 if device.kind != "cuda" else GPU_CONTEXT))
-    dtype = environ.get(ENV["dtype"], dtype or ("float32" if device.kind != "cuda" else "auto"))
+    on_gpu = device.kind == "cuda"
+    if ENV["model"] in environ:
+        model, max_len, dtype = environ[ENV["model"]], GPU_CONTEXT if on_gpu else 256, "auto" if on_gpu else "float32"
+    else:
+        model, max_len, dtype = default_model(device)
+    max_len = _whole_number(environ, "max_model_len", max_len)
+    dtype = environ.get(ENV["dtype"], dtype)
     if dtype not in DTYPES:
         raise ValueError(f"{ENV['dtype']}={dtype!r} is not a dtype vLLM takes; use one of {', '.join(DTYPES)}")
     source = check_model(model, max_len, device)
-    utilisation_text = environ.get(ENV["gpu_memory_utilization"], "0.9")
-    try:
-        utilisation = float(utilisation_text)
-    except ValueError:
-        utilisation = -1.0
-    if not 0 < utilisation <= 1:
-        raise ValueError(f"{ENV['gpu_memory_utilization']}={utilisation_text!r}: it must be a share in (0, 1], "
-                         "e.g. 0.9 (vLLM's default)")
     return ServiceSettings(source.model, source.name, max_len, dtype, _whole_number(environ, "kv_cache_gib", 1),
-                           utilisation, device.kind == "cuda")
+                           _share(environ, "gpu_memory_utilization", hardware.VLLM_GPU_MEMORY_UTILIZATION), on_gpu)
 
 
 class BentoServer(BackgroundServer):

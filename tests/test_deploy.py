@@ -43,6 +43,7 @@ def test_cpu_defaults_serve_the_toy_r1():
     s = settings_from_env({}, CPU)
     assert s.model == str(R.checkpoint_path()) and s.served_model_name == "toy_r1"
     assert (s.max_model_len, s.dtype, s.kv_cache_gib, s.on_gpu) == (256, "float32", 1, False)
+    assert s.gpu_memory_utilization == hardware.VLLM_GPU_MEMORY_UTILIZATION       # vLLM's own default
 
 
 def test_gpu_defaults_follow_the_calculator(monkeypatch):
