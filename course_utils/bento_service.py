@@ -65,6 +65,18 @@ class VLLMRoutes:
             await send({"type": "http.response.body", "body": b"the vLLM engine is not running"})
 
 
+def vllm_metrics_text() -> str:
+    """The ``vllm:`` metric families of this process's default Prometheus registry, in the text format (the rest of
+    that registry is BentoML's own, which BentoML's /metrics already shows)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    class VLLMOnly:
+        def collect(self):
+            return [family for family in REGISTRY.collect() if family.name.startswith("vllm:")]
+
+    return generate_latest(VLLMOnly()).decode()
+
+
 class Solution(BaseModel):
     reasoning: str                 # the thinking, between <think> and </think>
     answer: str                    # what follows it
@@ -119,15 +131,8 @@ class DeepSeekDistill:
         await self.exit_stack.aclose()       # shuts the engine (and its engine-core process) down
 
     def __metrics__(self, bentoml_metrics: str) -> str:
-        """BentoML's /metrics, followed by vLLM's: the ``vllm:`` families of this process's default registry (the
-        rest of that registry is BentoML's, already in ``bentoml_metrics``)."""
-        from prometheus_client import REGISTRY, generate_latest
-
-        class VLLMOnly:
-            def collect(self):
-                return [family for family in REGISTRY.collect() if family.name.startswith("vllm:")]
-
-        return bentoml_metrics + generate_latest(VLLMOnly()).decode()
+        """BentoML's /metrics, followed by vLLM's."""
+        return bentoml_metrics + vllm_metrics_text()
 
     @bentoml.api
     async def solve(

@@ -164,7 +164,7 @@ def deploy_commands(tag: str, gpu_name: str) -> dict[str, str]:
     return {
         "build an OCI image (Docker or Podman)": f"bentoml containerize {tag}",
         "run it on a machine with that GPU": f"docker run --rm --gpus all -p 3000:3000 {docker_env} "
-                                             f"-v ~/.cache/huggingface:/root/.cache/huggingface {tag}",
+                                             f"-e HF_HOME=/hf-cache -v ~/.cache/huggingface:/hf-cache {tag}",
         "BentoCloud: log in, then list the instance types": "bentoml cloud login && "
                                                             "bentoml deployment list-instance-types",
         f"BentoCloud: deploy on the {BENTOML_GPU_TYPES[gpu.name]} instance type from that list":

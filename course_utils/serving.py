@@ -279,7 +279,7 @@ class BackgroundServer:
         self.stop()
 
 
-def _stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state, parent, group, ...), None if it is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -288,7 +288,7 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def is_running(pid: int) -> bool:
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     return fields is not None and fields[0] != "Z"       # a zombie has exited; only its parent's wait is missing
 
 
@@ -296,7 +296,7 @@ def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants that are running (Linux: read from /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) and fields[0] != "Z":
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) and fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [root] if is_running(root) else []
     while todo:

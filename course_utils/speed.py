@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from course_utils.inference import sampling_options, stream_server
+from course_utils.serving import proc_stat
 
 
 def _one_streamed_request(client, model: str, question: str, sampling: dict) -> dict:
@@ -159,12 +160,14 @@ def cpu_seconds(pids: list[int]) -> dict[str, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     used = {"engine": 0.0, "http": 0.0}
     for pid in pids:
+        fields = proc_stat(pid)
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             title = Path(f"/proc/{pid}/cmdline").read_text()
         except OSError:
             continue
-        used["engine" if title.startswith(ENGINE_PROCESSES) else "http"] += (int(fields[11]) + int(fields[12])) / ticks
+        if fields is not None:          # fields 11 and 12 after the name: user and system time, in clock ticks
+            side = "engine" if title.startswith(ENGINE_PROCESSES) else "http"
+            used[side] += (int(fields[11]) + int(fields[12])) / ticks
     return used
 
 

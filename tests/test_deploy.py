@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -100,13 +99,9 @@ def test_bad_model_path_fails_in_seconds(tmp_path):
 
 
 @needs_vllm
-def test_busy_port_is_refused():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        with pytest.raises(OSError, match=f"port {port} .* already in use"):
-            BentoServer(R.checkpoint_path(), port=port)
+def test_busy_port_is_refused(busy_port):
+    with pytest.raises(OSError, match=f"port {busy_port} .* already in use"):
+        BentoServer(R.checkpoint_path(), port=busy_port)
 
 
 def test_self_hosted_cost_counts_idle_hours():

@@ -4,7 +4,6 @@ import importlib.util
 import json
 import math
 import os
-import socket
 
 import pytest
 
@@ -30,13 +29,9 @@ def test_missing_model_path_is_refused_at_once(tmp_path):
 
 
 @needs_vllm
-def test_busy_port_is_refused_at_once():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        with pytest.raises(OSError, match=f"port {port} .* already in use"):
-            VLLMServer(R.checkpoint_path(), port=port)
+def test_busy_port_is_refused_at_once(busy_port):
+    with pytest.raises(OSError, match=f"port {busy_port} .* already in use"):
+        VLLMServer(R.checkpoint_path(), port=busy_port)
 
 
 @needs_vllm
