@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 
-.PHONY: setup lab test notebooks lint doctor benchmarks serve set-repo-url clean
+.PHONY: setup lab test notebooks lint doctor benchmarks serve gpu-check set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
@@ -29,6 +29,9 @@ serve: setup          ## the course's BentoML service (toy R1 on a CPU) on http:
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py
+
+gpu-check: setup      ## on a CUDA machine: run notebooks 03 and 04's GPU paths and print a report to send back
+	$(BIN)/python tools/gpu_check.py
 
 set-repo-url: setup  ## make set-repo-url URL=https://github.com/you/fork.git
 	$(BIN)/python tools/set_repo_url.py $(URL)

@@ -105,3 +105,36 @@ def test_bias_shift_recovers_a_class_whose_logit_is_held_down():
     assert 1.0 < D.best_bias_shift(model, 2, x, y) < 11.0
     with torch.no_grad():
         assert (model(x[y == 2]).argmax(-1) == 2).float().mean() == 0.0   # without the shift: none right
+
+
+def test_gap_closed_is_hintons_share():
+    assert D.gap_closed(67, 146, 74) == pytest.approx(0.911, abs=1e-3)   # Hinton et al.'s MNIST figures
+    assert D.gap_closed(10, 20, 10) == 1.0 and D.gap_closed(10, 20, 20) == 0.0
+    assert D.gap_closed(10, 20, 8) > 1                                   # a student better than its teacher
+    with pytest.raises(ValueError, match="no gap to close"):
+        D.gap_closed(20, 20, 15)
+
+
+def test_minibatches_and_the_mnist_experiment_run_on_a_cpu():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(300, 784, generator=g), torch.randint(0, 10, (300,), generator=g)
+    model = D.train_classifier(D.mlp([784, 8, 10], seed=0), x[:20], y[:20], epochs=30, batch_size=8, lr=1e-2)
+    assert D.errors(model, x[:20], y[:20]) < 10                        # minibatches learn the few examples
+    result = D.hinton_mnist(x[:200], y[:200], x[200:], y[200:], epochs=1)
+    assert list(result) == ["teacher", "student from scratch", "distilled student"]
+    assert all(0 <= e <= 100 for e in result.values())
+
+
+def test_full_batch_training_is_one_adam_step_per_epoch_on_jittered_inputs():
+    # the notebook's committed digits numbers depend on this loop staying exactly as it was before minibatches
+    x, y = torch.rand(50, 8, generator=torch.Generator().manual_seed(1)), torch.arange(50) % 3
+    trained = D.train_classifier(D.mlp([8, 4, 3], seed=0), x, y, epochs=5, lr=1e-2, input_noise=0.1)
+    reference = D.mlp([8, 4, 3], seed=0)
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    for _ in range(5):
+        loss = F.cross_entropy(reference(x + 0.1 * torch.randn_like(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(trained.parameters(), reference.parameters(), strict=True))

@@ -67,21 +67,8 @@ def test_detect_device_answers_on_any_machine():
     assert dev.kind in ("cuda", "mps", "cpu") and dev.cpu_cores >= 1
 
 
-def fake_cuda(monkeypatch, name: str, total_gib: float, capability: tuple[int, int]):
-    """Make torch report one CUDA GPU with these facts (torch's own bf16 check says True, as it does on a T4)."""
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i=0: (int(total_gib * 0.97 * hardware.GIB),
-                                                                 int(total_gib * hardware.GIB)))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: name)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-
-
-def test_a_t4_is_not_bf16_even_when_torch_says_it_is(monkeypatch):
-    fake_cuda(monkeypatch, "Tesla T4", 15.0, (7, 5))
+def test_a_t4_is_not_bf16_even_when_torch_says_it_is(fake_cuda):
+    fake_cuda("Tesla T4", 15.0, (7, 5))
     dev = hardware.detect_device()
     assert dev.kind == "cuda" and dev.bf16 is False
     plan = hardware.recommend(dev.free_gib, bf16=dev.bf16)
@@ -90,8 +77,8 @@ def test_a_t4_is_not_bf16_even_when_torch_says_it_is(monkeypatch):
 
 @pytest.mark.parametrize("name, capability", [("NVIDIA A100-SXM4-80GB", (8, 0)), ("NVIDIA L4", (8, 9)),
                                               ("NVIDIA H100 80GB HBM3", (9, 0))])
-def test_ampere_and_newer_are_bf16(monkeypatch, name, capability):
-    fake_cuda(monkeypatch, name, 80.0, capability)
+def test_ampere_and_newer_are_bf16(fake_cuda, name, capability):
+    fake_cuda(name, 80.0, capability)
     dev = hardware.detect_device()
     assert dev.bf16 is True
     assert "--dtype half" not in hardware.recommend(dev.free_gib, bf16=dev.bf16).command
