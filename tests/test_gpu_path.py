@@ -91,3 +91,14 @@ def test_the_readme_states_the_same_times():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for row in gpu_path.minutes_table():
         assert "| " + " | ".join(str(v) for v in row.values()) + " |" in readme, row["GPU"]
+
+
+def test_the_workshop_guide_states_the_same_gpu_times():
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "docs" / "workshop.md").read_text().splitlines()
+    line = {nb: next(g for g in guide if g.startswith(f"| {nb} ")) for nb in ("03", "04")}
+    short = {"T4-16GB": "T4", "L4-24GB": "L4", "A100-40GB": "A100-40GB", "H100-80GB": "H100"}
+    for row in gpu_path.minutes_table():
+        assert f"{short[row['GPU']]} {row['notebook 03 generation (min)']} min" in line["03"], row["GPU"]
+        assert f"{short[row['GPU']]} {row['notebook 04 generation (min)']} min" in line["04"], row["GPU"]

@@ -33,12 +33,29 @@ class ProgressClient(NotebookClient):
         return result
 
 
+def coalesce_streams(nb) -> None:
+    """Join each cell's consecutive stdout (or stderr) pieces into one output: a streamed reply printed token by token
+    is stored as one block of text instead of hundreds of outputs (it still streams live in Jupyter)."""
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (output.output_type == "stream" and previous is not None and previous.output_type == "stream"
+                    and previous.name == output.name):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
 def run(path: Path, out: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     started = time.time()
     with tqdm(total=len(nb.cells), desc=path.stem, unit="cell") as bar:
         ProgressClient(nb, bar, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
+    coalesce_streams(nb)
     nbformat.write(nb, out)
     return time.time() - started
 
