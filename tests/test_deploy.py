@@ -205,7 +205,9 @@ def test_the_service_dies_with_the_kernel(tmp_path):
     service's tree (BentoML's supervisor, its worker in a session of its own, vLLM's engine) outlives it."""
     script = ("import json\nfrom course_utils.deploy import BentoServer\n"
               f"s = BentoServer({str(R.checkpoint_path())!r}, max_model_len=256).start()\n"
-              f"open({str(tmp_path / 'tree')!r}, 'w').write(json.dumps(s.processes()))\n"
+              # written aside, then renamed: the test must never read a file that exists but is still empty
+              f"import os; open({str(tmp_path / 'tree.tmp')!r}, 'w').write(json.dumps(s.processes()))\n"
+              f"os.replace({str(tmp_path / 'tree.tmp')!r}, {str(tmp_path / 'tree')!r})\n"
               "import time; time.sleep(600)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 300

@@ -88,7 +88,9 @@ def test_server_dies_when_the_kernel_is_killed(tmp_path):
 
     script = (f"from course_utils.serving import VLLMServer\n"
               f"s = VLLMServer({str(R.checkpoint_path())!r}, max_model_len=256, dtype='float32').start()\n"
-              f"open({str(tmp_path / 'pid')!r}, 'w').write(str(s.process.pid))\n"
+              # written aside, then renamed: the test must never read a file that exists but is still empty
+              f"import os; open({str(tmp_path / 'pid.tmp')!r}, 'w').write(str(s.process.pid))\n"
+              f"os.replace({str(tmp_path / 'pid.tmp')!r}, {str(tmp_path / 'pid')!r})\n"
               "import time; time.sleep(600)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
     pid_file = tmp_path / "pid"
