@@ -49,7 +49,7 @@ class Setup:
         for _ in range(epochs):
             noisy = self.x + jitter * torch.randn_like(self.x)
             with torch.no_grad():
-                targets = self.teachers[seed](noisy)   # the teacher labels this epoch's copy (Hinton's transfer set)
+                targets = self.teachers[seed](noisy)   # the teacher labels this epoch's noisy copy
             loss = D.kd_loss(model(noisy), targets, self.y, temperature=temperature, alpha=alpha)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
