@@ -27,8 +27,7 @@ class Setup:
     def __init__(self, seeds: list[int]):
         self.seeds = seeds
         self.x, self.x_test, self.y, self.y_test = D.digits_split()
-        self.teachers = {s: D.train_classifier(D.mlp([64, 256, 256, 10], dropout=0.3, seed=s), self.x, self.y, seed=s,
-                                               **D.DIGITS["teacher"]) for s in seeds}
+        self.teachers = {s: D.digits_teacher(self.x, self.y, s) for s in seeds}
         self.logits = {s: t(self.x).detach() for s, t in self.teachers.items()}
         self.teacher_errors = statistics.mean(D.errors(t, self.x_test, self.y_test) for t in self.teachers.values())
 

@@ -101,8 +101,7 @@ def run_digits(seed: int, overrides: dict) -> dict:
 
     settings = {**D.DIGITS, **overrides}
     x_train, x_test, y_train, y_test = D.digits_split()
-    teacher = D.train_classifier(D.mlp([64, 256, 256, 10], dropout=0.3, seed=seed), x_train, y_train, seed=seed,
-                                 **settings["teacher"])
+    teacher = D.digits_teacher(x_train, y_train, seed, settings["teacher"])
     logits = teacher(x_train).detach()
     soft = dict(temperature=settings["temperature"], alpha=settings["alpha"], **settings["student"])
 
@@ -133,8 +132,7 @@ def size_effect(seed: int, settings: dict, soft: dict) -> float:
     x_train, x_test, y_train, y_test = D.digits_split()
     differences = []
     for s in (seed, (seed + 1) % 5, (seed + 2) % 5):
-        teacher = D.train_classifier(D.mlp([64, 256, 256, 10], dropout=0.3, seed=s), x_train, y_train, seed=s,
-                                     **settings["teacher"])
+        teacher = D.digits_teacher(x_train, y_train, s, settings["teacher"])
         logits = teacher(x_train).detach()
         errors = [D.errors(D.train_classifier(D.mlp([64, hidden, 10], seed=s), x_train, y_train, seed=s,
                                               teacher_logits=logits, **soft), x_test, y_test) for hidden in (16, 128)]

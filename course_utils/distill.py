@@ -156,6 +156,13 @@ DIGITS = {
 }
 
 
+def digits_teacher(x_train, y_train, seed: int, settings: dict | None = None) -> torch.nn.Module:
+    """Notebook 02's teacher: 2 x 256 hidden units with dropout 0.3, trained with ``DIGITS["teacher"]`` (or
+    ``settings``) from weights seeded by ``seed``."""
+    return train_classifier(mlp([64, 256, 256, 10], dropout=0.3, seed=seed), x_train, y_train, seed=seed,
+                            **(settings or DIGITS["teacher"]))
+
+
 def digits_split():
     """scikit-learn's 8x8 digits (shipped with the library), scaled to [0, 1]: 1,078 training and 719 test images."""
     from sklearn.datasets import load_digits

@@ -118,6 +118,15 @@ def reasoning_sizes(device: hardware.Device, context: int = 16384) -> ReasoningS
 # ---------------------------------------------------------------- notebook 03
 
 
+def serving_choice(device: hardware.Device) -> tuple[hardware.ServingPlan | None, float | None]:
+    """Notebook 03's model on this GPU (the largest distill with an 8,192-token context in its free memory) and its
+    estimated generation minutes; (None, None) when nothing fits."""
+    plan = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=8192)
+    if plan is None:
+        return None, None
+    return plan, serving_minutes(plan.model, gpu_class(device.total_gib), plan.kv_cache_gib_per_gpu, plan.dtype)
+
+
 def serving_minutes(model: str, gpu_name: str, kv_cache_gib: float, dtype: str = "bfloat16") -> float:
     """Estimated vLLM generation time of notebook 03's GPU path: 8 chats of up to 4,096 tokens, 16 x 256 tokens for
     the speed table, 64 x 512 tokens at each of 3 load levels, and the server's chat and streaming calls."""
@@ -138,8 +147,7 @@ def minutes_table(gpu_names=("T4-16GB", "L4-24GB", "A100-40GB", "H100-80GB")) ->
         card = hardware.gpu(name)
         device = hardware.Device("cuda", name, 1, card.memory_gib, card.memory_gib - 0.5, card.bf16, 8, 64)
         reasoning = reasoning_sizes(device)
-        served = hardware.recommend(device.free_gib, bf16=card.bf16, min_context=8192)
-        serving = serving_minutes(served.model, name, served.kv_cache_gib_per_gpu, served.dtype)
+        served, serving = serving_choice(device)
         rows.append({"GPU": name,
                      "notebook 03 model": served.model.split("/")[1],
                      "notebook 03 download (GB)": round(catalog.weight_bytes(served.model) / 1e9, 1),

@@ -31,12 +31,10 @@ def plan_lines(device: hardware.Device, driver_cuda: tuple[int, int] | None) -> 
     driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"
     lines = [f"GPU: {device.name} x{device.count}, {device.total_gib:.1f} GiB ({device.free_gib:.1f} free), "
              f"native bf16: {device.bf16}, driver CUDA: {driver}"]
-    served = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=8192)
+    served, minutes = gpu_path.serving_choice(device)
     if served:
-        gpu = gpu_path.gpu_class(device.total_gib)
-        minutes = gpu_path.serving_minutes(served.model, gpu, served.kv_cache_gib_per_gpu, served.dtype)
         lines.append(f"notebook 03: {served.model} ({catalog.weight_bytes(served.model) / 1e9:.1f} GB download), "
-                     f"estimated generation {minutes:.0f} min on a {gpu}")
+                     f"estimated generation {minutes:.0f} min on a {gpu_path.gpu_class(device.total_gib)}")
     lines.append("notebook 04: " + gpu_path.reasoning_sizes(device).describe())
     return lines
 
