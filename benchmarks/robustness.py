@@ -48,6 +48,9 @@ BARS = {
         "no balancing (softmax): MaxVio, last 50 steps": (">", 1.0, "notebook 01 checks"),
         "dropped at cf 1.0: collapsed - bias": (">", 0, "notebook 01 checks"),
     },
+    "moe_gamma": {
+        "gamma 0.1 / 0.01": (">", 2, "notebook 01 checks (means of 2 seeds); per seed, 1-2 threads: 3.0-8.9"),
+    },
     "r1_zero": {
         "RL: pass@1 gain": (">=", 0.1, "notebook 05 checks"),
         "RL: completion length gain (tokens)": (">", 5, "notebook 05 checks"),
@@ -167,6 +170,23 @@ def run_moe(seed: int, overrides: dict) -> dict:
     return figures
 
 
+def run_moe_gamma(seed: int, overrides: dict) -> dict:
+    """Notebook 01's step-size sweep, one seed: MaxVio_global of V3's router balanced by the bias at gamma = 0.001,
+    0.01 and 0.1 (the notebook asserts 0.1 ends more than twice as unbalanced as 0.01)."""
+    from course_utils import moe_lm as L
+    from course_utils.toy_data import MixedCorpus
+
+    size, train = L.notebook_settings(on_gpu=False)
+    corpus = MixedCorpus.build()
+    vio = {}
+    for gamma in (0.001, 0.01, 0.1):
+        model = L.make_model(router="deepseek_v3", seed=seed, **size)
+        config = L.TrainConfig(**{**vars(train), "balancing": "bias", "seed": seed, "gamma": gamma, **overrides})
+        L.train_lm(model, corpus, config, progress=False)
+        vio[gamma] = L.evaluate(model, corpus)["max_vio_global"]
+    return {**{f"MaxVio_global, gamma={g}": v for g, v in vio.items()}, "gamma 0.1 / 0.01": vio[0.1] / vio[0.01]}
+
+
 def run_r1_zero(seed: int, overrides: dict) -> dict:
     """Notebook 05 from the committed bases, one seed of RL and distillation: what it asserts."""
     import torch
@@ -216,7 +236,7 @@ def run_r1_zero_base(seed: int, overrides: dict) -> dict:
 
 
 RECIPES = {"toy_r1": run_toy_r1, "checkpoint": run_checkpoint, "digits": run_digits, "moe": run_moe,
-           "r1_zero": run_r1_zero, "r1_zero_base": run_r1_zero_base}
+           "moe_gamma": run_moe_gamma, "r1_zero": run_r1_zero, "r1_zero_base": run_r1_zero_base}
 
 
 # ---------------------------------------------------------------- running the perturbations and the table

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from course_utils.flavour import CUDA_SET_NEEDS, driver_cuda_version, driver_problem
+from course_utils.flavour import CUDA_SETS, driver_cuda_version, driver_problem, installed_cuda_set
 
 # Smallest free GPU memory (GiB) for the notebooks' GPU paths: the 1.5B distill in bf16 (3.3 GiB) plus KV cache.
 GPU_PATH_MIN_FREE_GIB = 8.0
@@ -91,8 +91,8 @@ def report() -> str:
     dev = detect_device()
     driver_cuda = driver_cuda_version()
     if driver_cuda:
-        lines.append(f"NVIDIA driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]} (the CUDA set needs "
-                     f"{CUDA_SET_NEEDS[0]}.{CUDA_SET_NEEDS[1]} or newer)")
+        sets = ", ".join(f"{name} needs {need[0]}.{need[1]}+" for name, need in CUDA_SETS.items())
+        lines.append(f"NVIDIA driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]} (the course's GPU sets: {sets})")
     if dev.kind == "cuda":
         lines.append(f"Device        CUDA: {dev.count} x {dev.name}, {dev.free_gib:.1f} of {dev.total_gib:.1f} GiB "
                      f"free on GPU 0, bf16 {'yes' if dev.bf16 else 'no (use --dtype half)'}")
@@ -116,7 +116,7 @@ def report() -> str:
     found = known_problems(versions, platform.system())
     if hasattr(os, "getloadavg") and (busy := load_warning(os.getloadavg()[0], dev.cpu_cores)):
         found.append(busy[0].upper() + busy[1:])
-    if versions.get("vllm") and (problem := driver_problem(driver_cuda)):
+    if versions.get("vllm") and (problem := driver_problem(driver_cuda, installed_cuda_set(versions["torch"] or ""))):
         found.append(problem[0].upper() + problem[1:])
     problems = [p for p in found if not p.startswith("(info)")]
     lines.append("\nKnown problems: " + ("none found" if not problems else ""))

@@ -5,26 +5,34 @@ from __future__ import annotations
 import math
 
 
-def check(name: str, answer, expected, *, rel: float = 0.01, hint: str = "") -> bool:
+def _matches(answer, expected, rel: float) -> bool:
+    if isinstance(expected, (set, frozenset)):
+        return any(answer == option for option in expected)   # no hashing: an answer may be a list
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        try:
+            return math.isclose(float(answer), float(expected), rel_tol=rel)
+        except (TypeError, ValueError):
+            return False
+    return answer == expected
+
+
+def check(name: str, answer, expected, *, rel: float = 0.01, hint: str = "",
+          mistakes: list[tuple] = ()) -> bool:
     """Compare a learner's answer with the expected value. ``None`` means not answered yet (no failure). A set of
-    expected values accepts any of them (e.g. settings that tie). ``rel=0`` asks for the exact number."""
+    expected values accepts any of them (e.g. settings that tie). ``rel=0`` asks for the exact number.
+    ``mistakes`` lists classic wrong answers as (value, what went wrong): one of them gets its own explanation."""
     if answer is None:
         print(f"{name}: not answered yet. Replace None with your answer and run this cell again.")
         return False
-    if isinstance(expected, (set, frozenset)):
-        ok = any(answer == option for option in expected)   # no hashing: an answer may be a list
-    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        try:
-            ok = math.isclose(float(answer), float(expected), rel_tol=rel)
-        except (TypeError, ValueError):
-            ok = False
-    else:
-        ok = answer == expected
-    if ok:
+    if _matches(answer, expected, rel):
         print(f"{name}: correct.")
+        return True
+    why = next((why for value, why in mistakes if _matches(answer, value, rel)), None)
+    if why:
+        print(f"{name}: {answer!r} is not right yet: {why}")
     else:
         print(f"{name}: {answer!r} is not right yet." + (f" Hint: {hint}" if hint else ""))
-    return ok
+    return False
 
 
 def _same(got, expected, rel: float) -> bool:
@@ -64,22 +72,57 @@ def check_function(name: str, function, reference, cases: list[tuple], *, rel: f
     return True
 
 
-# ---------------------------------------------------------------- random inputs for the coding exercises
+def _accepts(inputs_model, payload: dict) -> tuple[bool, str]:
+    """Whether a pydantic model of an endpoint's inputs accepts a JSON body, and pydantic's first message if not."""
+    import pydantic
+
+    try:
+        inputs_model.model_validate(payload)
+        return True, "accepted"
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        return False, f"refused: {'.'.join(map(str, first['loc']))}: {first['msg']}"
 
 
-def random_votes(n: int = 200, seed: int = 5) -> list[tuple]:
-    """Cases for notebook 04's majority-vote exercise: lists of 1-6 answers with spaces, empties and ties."""
-    import random
+def inputs_model(function):
+    """The pydantic model of a function's typed inputs (``self`` left out), as BentoML builds one for an API."""
+    import inspect
+    import typing
 
-    rng = random.Random(seed)
-    return [([rng.choice(["12", " 12", "7", "3/8", None, ""]) for _ in range(rng.randint(1, 6))],) for _ in range(n)]
+    import pydantic
+
+    hints = typing.get_type_hints(function, include_extras=True)
+    fields = {name: (hints.get(name, typing.Any), ... if p.default is inspect.Parameter.empty else p.default)
+              for name, p in inspect.signature(function).parameters.items() if name != "self"}
+    return pydantic.create_model(f"{function.__name__}_inputs", **fields)
 
 
-def random_completions(n: int = 200, seed: int = 6) -> list[tuple]:
-    """Cases for notebook 04's boxed-answer exercise: text with 0-7 pieces, nested braces and unclosed boxes."""
-    import random
+def _brief(payload: dict) -> str:
+    """A body as text, long strings shortened to their length (a 4,000-character question would fill the screen)."""
+    return "{" + ", ".join(f"{k!r}: " + (f"<a string of {len(v)} characters>" if isinstance(v, str) and len(v) > 40
+                                        else repr(v)) for k, v in payload.items()) + "}"
 
-    rng = random.Random(seed)
-    pieces = ["so ", "the sum is ", "\\boxed{42}", "\\boxed{\\frac{3}{8}}", "\\boxed{x^{2}}", "\\boxed{7", "}", " done",
-              "{", "\n"]
-    return [("".join(rng.choice(pieces) for _ in range(rng.randint(1, 7))),) for _ in range(n)]
+
+def check_endpoint(name: str, function, reference_model, payloads: list[dict], *, hint: str = "") -> bool:
+    """Build the inputs model of a learner's endpoint from its type annotations and compare, body by body, what it
+    accepts and refuses with ``reference_model`` (e.g. the pydantic model BentoML validates the course's
+    ``/solve`` with). A function without any ``Annotated`` constraint is reported as not written yet."""
+    import typing
+
+    hints = typing.get_type_hints(function, include_extras=True)
+    if not any(typing.get_origin(t) is typing.Annotated for t in hints.values()):
+        print(f"{name}: not written yet. Add the Annotated[...] constraints and run this cell again.")
+        return False
+    try:
+        mine = inputs_model(function)
+    except Exception as error:   # the learner's annotations: report them, do not stop the notebook
+        print(f"{name}: pydantic cannot build a model from these annotations: {type(error).__name__}: {error}")
+        return False
+    for number, payload in enumerate(payloads, 1):
+        (expected_ok, expected), (got_ok, got) = _accepts(reference_model, payload), _accepts(mine, payload)
+        if expected_ok != got_ok:
+            print(f"{name}: body {number} of {len(payloads)} is not handled right yet.\n  body:     {_brief(payload)}\n"
+                  f"  expected: {expected}\n  yours:    {got}" + (f"\n  Hint: {hint}" if hint else ""))
+            return False
+    print(f"{name}: correct on all {len(payloads)} bodies.")
+    return True

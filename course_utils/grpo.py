@@ -75,10 +75,16 @@ def grpo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprobs: 
     if beta:
         if ref_logprobs is None:
             raise ValueError("beta > 0 needs ref_logprobs (the frozen reference model's log-probabilities)")
-        gap = ref_logprobs - logprobs
-        per_token = per_token + beta * (torch.exp(gap) - gap - 1)
+        per_token = per_token + beta * k3_kl(logprobs, ref_logprobs)
     per_completion = (per_token * mask).sum(dim=1) / mask.sum(dim=1)
     return per_completion.mean()
+
+
+def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || reference) from sampled tokens: ``exp(ref - logp) - (ref - logp) - 1``.
+    Never negative (e^x >= 1 + x), exactly 0 where the two log-probabilities agree."""
+    gap = ref_logprobs - logprobs
+    return torch.exp(gap) - gap - 1
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_length: int,

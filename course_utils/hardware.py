@@ -18,6 +18,7 @@ from course_utils import catalog
 
 GIB = 1024**3
 # vLLM's default share of each GPU's memory (vllm 0.32-0.33, config/cache.py; a test checks the installed vLLM's).
+# vllm 0.19.1 (the CUDA-12 set) defaults to 0.9: the serve commands therefore always state the share they assume.
 VLLM_GPU_MEMORY_UTILIZATION = 0.92
 # The commands' --max-model-len uses at most this share of the predicted KV capacity (the rest is a margin for an
 # overhead above the 2 GiB estimate: a 10% margin on a T4's ~9 GiB of KV cache is ~0.9 GiB).
@@ -104,8 +105,7 @@ def _command(facts, dtype, tp, pp, max_len, util, dtype_flag) -> str:
         parts.append("--quantization fp8")   # quantise the bf16 checkpoint to fp8 when loading
     if facts.kind in ("reasoner", "distill"):
         parts.append("--reasoning-parser deepseek_r1")
-    if util != VLLM_GPU_MEMORY_UTILIZATION:
-        parts.append(f"--gpu-memory-utilization {util}")
+    parts.append(f"--gpu-memory-utilization {util}")   # explicit: vLLM's default differs by version (0.9, 0.92)
     return " ".join(parts)
 
 

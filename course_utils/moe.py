@@ -300,8 +300,14 @@ def update_balance_bias(moe: MoE, gamma: float = 1e-3) -> None:
     raise it for underloaded ones by gamma (the sign of mean load minus load; Loss-Free Balancing paper)."""
     if moe.last_routing is None:
         raise RuntimeError("run a forward pass before updating the balance bias")
-    load = torch.bincount(moe.last_routing.indices.reshape(-1), minlength=moe.config.n_experts).float()
-    moe.balance_bias += gamma * torch.sign(load.mean() - load)
+    moe.balance_bias.copy_(balance_bias_step(moe.balance_bias, moe.last_routing.indices, moe.config.n_experts, gamma))
+
+
+def balance_bias_step(bias: torch.Tensor, indices: torch.Tensor, n_experts: int, gamma: float) -> torch.Tensor:
+    """One bias update, as a pure function: ``bias + gamma * sign(mean load - load)``, the load counted from the
+    chosen experts ``indices`` (any shape). An expert exactly at the mean keeps its bias."""
+    load = torch.bincount(indices.reshape(-1), minlength=n_experts).float()
+    return bias + gamma * torch.sign(load.mean() - load)
 
 
 # ---------------------------------------------------------------- metrics

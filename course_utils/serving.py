@@ -376,6 +376,14 @@ def memory_from_log(text: str) -> dict:
     return found
 
 
+def kv_cache_capacity(cache_bytes: float, kv_bytes_per_token: float, block_size: int) -> int:
+    """Tokens a KV pool of ``cache_bytes`` holds: whole tokens, then whole blocks of ``block_size`` tokens (vLLM
+    hands memory out a block at a time, so a partial block at the end is never used)."""
+    if not kv_bytes_per_token > 0 or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError("kv_bytes_per_token must be positive and block_size a positive whole number")
+    return int(cache_bytes // kv_bytes_per_token) // block_size * block_size
+
+
 def kv_tokens_tolerance(kv_bytes_per_token: float, block_size: int, gib_logged_exactly: bool) -> int:
     """How far the KV-cache capacity predicted from vLLM's logged KV memory may be from the capacity vLLM logs.
 

@@ -55,6 +55,14 @@ def load_test(client, model: str, questions: list[str], concurrency: int = 8, pr
     return records, time.perf_counter() - started
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between the two nearest ranks (numpy's default): the
+    value at position q/100 x (n - 1) of the sorted values."""
+    if len(values) == 0 or not 0 <= q <= 100:
+        raise ValueError(f"need at least one value and q in [0, 100]; got {len(values)} values and q={q!r}")
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
 def load_summary(records: list[dict], wall_seconds: float, concurrency: int) -> dict:
     ttft = np.array([r["ttft_s"] for r in records])
     latency = np.array([r["latency_s"] for r in records])
@@ -63,9 +71,9 @@ def load_summary(records: list[dict], wall_seconds: float, concurrency: int) -> 
            "output_tokens_per_s": tokens / wall_seconds,
            "mean_tpot_ms": 1000 * float(np.mean([r["tpot_s"] for r in records]))}
     for q in (50, 90, 99):
-        row[f"ttft_p{q}_ms"] = 1000 * float(np.percentile(ttft, q))
+        row[f"ttft_p{q}_ms"] = 1000 * percentile(ttft, q)
     for q in (50, 90, 99):
-        row[f"latency_p{q}_ms"] = 1000 * float(np.percentile(latency, q))
+        row[f"latency_p{q}_ms"] = 1000 * percentile(latency, q)
     return row
 
 

@@ -31,3 +31,15 @@ def test_outside_colab_the_cell_does_nothing(capsys):
     for path in NOTEBOOKS:
         exec(compile(colab_cell(path), path.name, "exec"), {})
         assert capsys.readouterr().out == "not on Colab: nothing to install\n"
+
+
+def test_a_restart_is_asked_for_only_when_an_imported_package_changed():
+    from course_utils.colab import loaded_versions, stale_modules
+
+    modules = {"torch": types.SimpleNamespace(__version__="2.9.0+cu126"),
+               "numpy": types.SimpleNamespace(__version__="2.1.0")}
+    before = loaded_versions(modules)
+    assert before == {"torch": "2.9.0+cu126", "numpy": "2.1.0"}
+    same = {"torch": "2.9.0", "numpy": "2.1.0"}.get                   # PyPI's metadata has no +cu126 tag
+    assert stale_modules(before, same) == []
+    assert stale_modules(before, {"torch": "2.10.0", "numpy": "2.1.0"}.get) == ["torch 2.9.0+cu126 -> 2.10.0"]

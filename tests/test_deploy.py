@@ -233,3 +233,39 @@ def test_deploy_commands_name_the_calculators_distill_for_that_gpu():
     assert any("nvidia-tesla-t4" in label for label in commands)
     with pytest.raises(ValueError, match="unknown GPU"):
         deploy_commands("deepseek-distill:v1", "RTX-9090")
+
+
+def test_the_service_finds_vllms_server_parts_in_either_layout(monkeypatch):
+    """vllm 0.33 keeps its server functions under entrypoints.launchers, vllm 0.19.1 (the CUDA-12 set) under
+    entrypoints.openai: the service takes them from whichever this vLLM has, and says so when neither has one."""
+    import importlib
+    import types
+
+    pytest.importorskip("bentoml")
+    from course_utils import bento_service
+
+    old_layout = types.ModuleType("vllm.entrypoints.openai.api_server")
+    old_layout.build_app = lambda *a: "old layout"
+    real_import = importlib.import_module
+
+    def only_the_old_layout(name, *args):
+        if name.startswith("vllm.entrypoints.launchers"):
+            raise ModuleNotFoundError(name)
+        return old_layout if name == "vllm.entrypoints.openai.api_server" else real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", only_the_old_layout)
+    assert bento_service.vllm_server_part("build_app")() == "old layout"
+    monkeypatch.setattr(importlib, "import_module", lambda name, *a: types.ModuleType(name))
+    with pytest.raises(ImportError, match="no init_app_state in vllm.entrypoints.launchers"):
+        bento_service.vllm_server_part("init_app_state")
+
+
+def test_the_installed_vllm_has_every_server_part():
+    pytest.importorskip("vllm")
+    import torch
+
+    from course_utils import bento_service
+
+    assert all(callable(bento_service.vllm_server_part(name)) for name in bento_service.VLLM_SERVER_PARTS)
+    if "+cpu" in torch.__version__ or torch.cuda.is_available():   # a CUDA vLLM cannot check its arguments on a CPU
+        assert bento_service.vllm_args(bento_service.SETTINGS).reasoning_parser == "deepseek_r1"

@@ -50,7 +50,9 @@ def test_doctor_names_an_old_driver_with_its_fix(monkeypatch):
     monkeypatch.setattr(doctor, "version", lambda d: {"torch": "2.14.0", "vllm": "0.33.0"}.get(d))
     text = doctor.report()
     assert "NVIDIA driver supports CUDA 12.4" in text
-    assert "built for CUDA 13.0" in text and "580" in text
+    assert "needs CUDA 13.0" in text and "CUDA-12 set" in text and "580" in text
+    monkeypatch.setattr(doctor, "version", lambda d: {"torch": "2.10.0", "vllm": "0.19.1"}.get(d))
+    assert "needs CUDA" not in doctor.report()                  # the CUDA-12 set runs on this driver
 
 
 def test_load_warning_says_how_much_slower_and_what_to_do():

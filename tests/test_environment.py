@@ -86,5 +86,38 @@ def test_driver_cuda_version_is_read_from_nvidia_smi_and_an_old_driver_stops_the
     assert parse_driver_cuda("no GPU here") is None
     problem = driver_problem((12, 4))
     assert "CUDA 12.4" in problem and "CUDA 13.0" in problem and "COURSE_FLAVOUR=cpu" in problem
+    assert "CUDA-12 set" in problem                                  # the fix names the set this driver can run
     assert driver_problem((13, 0)) is None and driver_problem((13, 2)) is None
     assert driver_problem(None) is None          # no NVIDIA driver: nothing to check
+    assert driver_problem((12, 4), "cuda12") is None and driver_problem((12, 0), "cuda12") is None
+    too_old = driver_problem((11, 8), "cuda12")
+    assert "CUDA 11.8" in too_old and "525" in too_old
+
+
+def test_the_driver_picks_the_gpu_set():
+    assert choose_flavour("Linux", "x86_64", True, driver_cuda=(13, 1)) == "cuda"
+    assert choose_flavour("Linux", "x86_64", True, driver_cuda=(12, 4)) == "cuda12"     # e.g. Colab's driver
+    assert choose_flavour("Linux", "x86_64", True, driver_cuda=None) == "cuda"          # unknown: the newest set
+    assert choose_flavour("Linux", "x86_64", True, driver_cuda=(11, 8)) == "cuda"       # refused at set-up
+    assert choose_flavour("Linux", "x86_64", False, driver_cuda=(12, 4)) == "cpu"
+    assert choose_flavour("Linux", "x86_64", True, "cuda12") == "cuda12"
+
+
+def test_each_gpu_sets_pins_match_its_requirements_file():
+    from course_utils.flavour import FLAVOURS, VLLM_PINS
+
+    for flavour, pins in VLLM_PINS.items():
+        lines = (ROOT / FLAVOURS[flavour]).read_text().split("\n")
+        assert all(pin in lines for pin in pins), flavour
+
+
+def test_a_colab_runtime_gets_the_vllm_pair_its_driver_can_run():
+    from course_utils.flavour import colab_packages
+
+    assert colab_packages(["vllm", "datasets"], True, (12, 4))[0] == ["vllm==0.19.1", "torch==2.10.0", "datasets"]
+    assert colab_packages(["vllm"], True, (13, 0))[0] == ["vllm==0.33.0", "torch==2.14.0"]
+    packages, said = colab_packages(["vllm", "datasets"], False, None)
+    assert packages == ["datasets"] and "no GPU" in said
+    assert colab_packages(["trl==1.16.0"], True, (12, 4)) == (["trl==1.16.0"], "")
+    with pytest.raises(SystemExit, match="525"):
+        colab_packages(["vllm"], True, (11, 8))

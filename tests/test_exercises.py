@@ -87,7 +87,8 @@ def _solution_cell(snippet: str):
 def test_notebook_04_majority_exercise_accepts_the_solution_and_rejects_classic_mistakes():
     from collections import Counter
 
-    from course_utils.exercises import check_function, random_votes
+    from course_utils.exercise_cases import random_votes
+    from course_utils.exercises import check_function
     from course_utils.reasoning import majority_answer
 
     cases = random_votes(200)
@@ -104,7 +105,8 @@ def test_notebook_04_majority_exercise_accepts_the_solution_and_rejects_classic_
 def test_notebook_04_boxed_exercise_accepts_the_solution_and_rejects_classic_mistakes():
     import re
 
-    from course_utils.exercises import check_function, random_completions
+    from course_utils.exercise_cases import random_completions
+    from course_utils.exercises import check_function
     from course_utils.reasoning import extract_boxed
 
     cases = random_completions(200)

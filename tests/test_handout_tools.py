@@ -1,6 +1,7 @@
 """tools/make_student.py (make student) and tools/set_repo_url.py (make set-repo-url), on copies of the notebooks."""
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def load_tool(name: str):
 
 
 make_student = load_tool("make_student")
+EXERCISE = re.compile(r'(answers\.exercise_\d\d_\w+|check_function|check_endpoint)\("?(Exercise)?')
 set_repo_url = load_tool("set_repo_url")
 
 
@@ -29,10 +31,15 @@ def test_student_copies_keep_the_exercises_and_drop_outputs_and_solutions(path):
     sources = [c.source for c in copy.cells]
     assert not any(c.get("outputs") or c.get("execution_count") for c in copy.cells if c.cell_type == "code")
     assert not any(s.lstrip().startswith("## Worked solutions") for s in sources)
-    exercises = [c.source for c in nb.cells if "check(\"Exercise" in c.source and not c.source.startswith("assert")]
-    assert all(e in sources for e in exercises if "answer_" in e)          # the exercise cells themselves stay
-    solutions = [c.source for c in nb.cells if c.source.lstrip().startswith("## Worked solutions")]
-    assert len(copy.cells) < len(nb.cells) or not solutions                 # a solutions section was removed
+    exercises = [c.source for c in nb.cells if c.cell_type == "code" and EXERCISE.search(c.source)
+                 and not c.metadata.get("jupyter", {}).get("source_hidden")]
+    coding = [e for e in exercises if "check_function(\"Exercise" in e or "check_endpoint(\"Exercise" in e]
+    assert len(coding) >= 2, "each notebook has at least two coding exercises"
+    assert all(e in sources for e in exercises)                             # the exercise cells themselves stay
+    solutions = [c for c in nb.cells if c.source.lstrip().startswith("## Worked solutions")]
+    assert len(solutions) == 1 and len(copy.cells) < len(nb.cells)          # a solutions section was removed
+    hidden = [c for c in nb.cells if c.metadata.get("jupyter", {}).get("source_hidden")]
+    assert hidden and not any(c.metadata.get("jupyter", {}).get("source_hidden") for c in copy.cells)
     assert nb.cells[0].source == copy.cells[0].source and any(c.get("outputs") for c in nb.cells)   # original intact
     nbformat.validate(copy)
 

@@ -58,7 +58,9 @@ def main() -> int:
         print("make gpu-check needs a CUDA GPU and found none here (`make test` checks the CPU path).")
         return 2
     driver = flavour.driver_cuda_version()
-    if problem := flavour.driver_problem(driver):
+    import torch
+
+    if problem := flavour.driver_problem(driver, flavour.installed_cuda_set(torch.__version__)):
         print(problem)
         return 2
     if not hub_reachable():

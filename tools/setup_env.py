@@ -63,8 +63,8 @@ def main() -> int:
     except ValueError as err:
         print(f"Cannot set up here: {err}", file=sys.stderr)
         return 1
-    if flavour == "cuda" and (problem := driver_problem(driver_cuda_version())):
-        print(f"Cannot set up the CUDA flavour: {problem}", file=sys.stderr)
+    if flavour in ("cuda", "cuda12") and (problem := driver_problem(driver_cuda_version(), flavour)):
+        print(f"Cannot set up the {flavour} flavour: {problem}", file=sys.stderr)
         return 1
     wanted = fingerprint(flavour)
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
