@@ -37,6 +37,32 @@ def token_probabilities(model, tokenizer, prompt: str, completion: str,
     return list(zip(pieces, torch.cat(chosen).tolist(), torch.cat(entropy).tolist(), strict=True))
 
 
+# Two engines that decode greedily in different kernels (and on a T4 in another dtype) can part where the model's two
+# best tokens are almost tied: float rounding of a few tenths of a nat in bf16/fp16 logits decides. A bar of 1 nat
+# (the first choice about 2.7 times as likely as the second) leaves room for that and still rejects a real
+# disagreement, such as a different model, chat template or sampling setting, which parts at confident tokens.
+NEAR_TIE_NATS = 1.0
+
+
+@torch.no_grad()
+def first_divergence(model, tokenizer, prompt: str, text_a: str, text_b: str) -> dict | None:
+    """Where two greedy completions of one prompt part, and how close the choice was there under ``model``: the gap
+    in log-probability between the two tokens written at the first differing position. None when they are equal.
+    A completion that stops earlier wrote the end-of-text token there."""
+    a = tokenizer(text_a, add_special_tokens=False)["input_ids"]
+    b = tokenizer(text_b, add_special_tokens=False)["input_ids"]
+    if a == b:
+        return None
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + a[:at]], device=model.device)
+    log_p = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
+    token_a = a[at] if at < len(a) else tokenizer.eos_token_id
+    token_b = b[at] if at < len(b) else tokenizer.eos_token_id
+    return {"position": at, "token a": tokenizer.decode([token_a]), "token b": tokenizer.decode([token_b]),
+            "gap (nats)": abs(log_p[token_a] - log_p[token_b]).item()}
+
+
 def plot_token_probabilities(rows: list[tuple[str, float, float]], ax=None, width: int = 40, title: str = ""):
     """Draw the completion as text, each token on a cell coloured by its probability (red = unsure)."""
     import matplotlib.pyplot as plt

@@ -135,3 +135,31 @@ def test_generation_defaults_of_a_hub_model_come_from_the_local_cache(tmp_path):
     # not in the cache: nothing to read, and nothing downloaded
     assert generation_config_path("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", cache_dir=str(tmp_path)) is None
     assert generation_config_path("./no-such-folder", cache_dir=str(tmp_path)) is None
+
+
+def test_first_divergence_measures_how_close_two_greedy_texts_were_where_they_part():
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from course_utils import toy_reasoner as R
+    from course_utils.inference import chat_prompts
+    from course_utils.token_probs import first_divergence
+
+    tokenizer = AutoTokenizer.from_pretrained(R.checkpoint_path())
+    model = AutoModelForCausalLM.from_pretrained(R.checkpoint_path(), dtype=torch.float32).eval()
+    prompt = chat_prompts(tokenizer, [R.question(12, 30, True)])[0]
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    greedy = model.generate(ids, max_new_tokens=12, do_sample=False,
+                            pad_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:]
+    text = tokenizer.decode(greedy)
+    assert first_divergence(model, tokenizer, prompt, text, text) is None
+    at = 5                                                    # swap the 6th token for the model's second choice
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(torch.cat([ids[0], greedy[:at]])[None]).logits[0, -1], -1)
+    top2 = log_p.topk(2)
+    other = tokenizer.decode(torch.cat([greedy[:at], top2.indices[1:2]]))
+    found = first_divergence(model, tokenizer, prompt, text, other)
+    assert found["position"] == at and found["token b"] == tokenizer.decode(top2.indices[1:2])
+    assert abs(found["gap (nats)"] - (top2.values[0] - top2.values[1]).item()) < 1e-4
+    shorter = first_divergence(model, tokenizer, prompt, text, tokenizer.decode(greedy[:at]))
+    assert shorter["position"] == at and shorter["token b"] == tokenizer.decode([tokenizer.eos_token_id])
