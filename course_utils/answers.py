@@ -8,6 +8,7 @@ measurements, passed in), lists the classic wrong answers with what went wrong i
 from __future__ import annotations
 
 import math
+import statistics
 
 from course_utils.exercises import check
 
@@ -210,22 +211,22 @@ def exercise_05_1(answer) -> bool:
 
     rewards = [2.0, 0.0, 0.0, 1.0]
     advantage = group_advantages(rewards, 4)[0].item()
-    centred = 2.0 - sum(rewards) / 4
-    population_std = math.sqrt(sum((r - 0.75) ** 2 for r in rewards) / 4)
+    centred = rewards[0] - statistics.mean(rewards)
     return check("Exercise 1", answer, advantage, hint="subtract the group's mean, divide by its sample standard "
                  "deviation (n - 1 in the denominator) plus eps",
                  mistakes=[(centred, "the reward minus the mean is half of it: divide by the standard deviation"),
-                           (centred / population_std, "that is the population std (divide by n); GRPO's uses n - 1"),
-                           (2.0 / (centred / advantage), "subtract the group's mean reward first")])
+                           (centred / statistics.pstdev(rewards), "that is the population std (divide by n); GRPO's "
+                                                                  "uses n - 1"),
+                           (rewards[0] / statistics.stdev(rewards), "subtract the group's mean reward first")])
 
 
 def exercise_05_3(answer, passk, ks) -> bool:
     """The smallest k at which RL's lead over the base is at most 0.02 in the pass@k table."""
-    close = [k for k in ks if passk.loc[k, "after RL"] - passk.loc[k, "base"] <= 0.02]
+    lead = {k: passk.loc[k, "after RL"] - passk.loc[k, "base"] for k in ks}
+    close = [k for k in ks if lead[k] <= 0.02]
     if not close:
         print("Exercise 3: in this run RL's lead stayed above 0.02 at every k; nothing to find (read the table).")
         return answer is None
-    lead = {k: passk.loc[k, "after RL"] - passk.loc[k, "base"] for k in ks}
     return check("Exercise 3", answer, min(close), rel=0, hint="subtract the two columns row by row",
                  mistakes=[(max(ks), "a smaller k already qualifies: the smallest one is asked"),
                            (max(lead, key=lead.get), "that is where RL's lead is the largest")])
@@ -246,8 +247,11 @@ def exercise_06_1(answer, hourly_usd: float, tokens_per_second: float) -> bool:
 
 
 def exercise_06_2(answer, hourly_usd: float, tokens_per_second: float, api_usd_per_million: float) -> bool:
-    """The utilisation at which self-hosting costs the API's price per output token."""
-    share = hourly_usd * 1e6 / (tokens_per_second * 3600 * api_usd_per_million)
+    """The utilisation at which self-hosting costs the API's price per output token: the break-even rate over the
+    rate the GPU reaches while busy."""
+    from course_utils import pricing
+
+    share = pricing.break_even_tokens_per_second(hourly_usd, 1, api_usd_per_million) / tokens_per_second
     return check("Exercise 2", answer, share, hint="set the self-hosted cost per million equal to the API's and solve "
                  "for the utilisation", mistakes=[(1 / share, "upside down: a busier GPU makes each token cheaper"),
                                                  (share / 3600, "the price is per hour, the throughput per second")])

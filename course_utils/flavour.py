@@ -40,8 +40,12 @@ def choose_flavour(system: str, machine: str, has_nvidia_gpu: bool, override: st
         raise ValueError(f"{system} is not supported directly: use WSL2 (Windows) or Google Colab")
     if machine not in ("x86_64", "amd64", "aarch64", "arm64"):
         raise ValueError(f"no vLLM/torch wheels for the {machine} processor; use an x86-64 or arm64 machine")
-    if not has_nvidia_gpu:
-        return "cpu"
+    return gpu_flavour(driver_cuda) if has_nvidia_gpu else "cpu"
+
+
+def gpu_flavour(driver_cuda: tuple[int, int] | None) -> str:
+    """The newest GPU set this driver runs: cuda12 for a CUDA-12 driver, else cuda (also when the version is unknown,
+    or too old for both: ``driver_problem`` then says what to do)."""
     return "cuda12" if driver_cuda is not None and CUDA_SETS["cuda12"] <= driver_cuda < CUDA_SETS["cuda"] else "cuda"
 
 
@@ -100,8 +104,9 @@ def driver_problem(driver_cuda: tuple[int, int] | None, flavour: str = "cuda") -
 
 
 def installed_cuda_set(torch_version: str) -> str:
-    """Which GPU set an installed torch belongs to: 2.10.x is the CUDA-12 set's, anything else the CUDA-13 set's."""
-    return "cuda12" if torch_version.startswith("2.10.") else "cuda"
+    """Which GPU set an installed torch belongs to: the CUDA-12 set's torch (2.10.0), or else the CUDA-13 set's."""
+    cuda12_torch = next(pin for pin in VLLM_PINS["cuda12"] if pin.startswith("torch==")).removeprefix("torch==")
+    return "cuda12" if torch_version.split("+")[0] == cuda12_torch else "cuda"
 
 
 def colab_packages(extras: list[str], has_gpu: bool, driver_cuda: tuple[int, int] | None) -> tuple[list[str], str]:
@@ -113,7 +118,7 @@ def colab_packages(extras: list[str], has_gpu: bool, driver_cuda: tuple[int, int
     others = [e for e in extras if e != "vllm"]
     if not has_gpu:
         return others, "no GPU in this runtime: vLLM is not installed (Runtime > Change runtime type > a GPU to get it)"
-    flavour = "cuda12" if driver_cuda is not None and driver_cuda < CUDA_SETS["cuda"] else "cuda"
+    flavour = gpu_flavour(driver_cuda)
     if problem := driver_problem(driver_cuda, flavour):
         raise SystemExit(f"Cannot install vLLM here: {problem}")
     driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"

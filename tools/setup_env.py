@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from course_utils.flavour import (  # noqa: E402
     CPU_UNWANTED,
+    CUDA_SETS,
     FLAVOURS,
     detect_flavour,
     driver_cuda_version,
@@ -63,7 +64,7 @@ def main() -> int:
     except ValueError as err:
         print(f"Cannot set up here: {err}", file=sys.stderr)
         return 1
-    if flavour in ("cuda", "cuda12") and (problem := driver_problem(driver_cuda_version(), flavour)):
+    if flavour in CUDA_SETS and (problem := driver_problem(driver_cuda_version(), flavour)):
         print(f"Cannot set up the {flavour} flavour: {problem}", file=sys.stderr)
         return 1
     wanted = fingerprint(flavour)
