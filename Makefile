@@ -3,6 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+# torch's OpenMP threads spin between operations before they sleep. When another program holds a core, that spinning
+# made a toy training loop 20x slower on a 2-core machine; this shorter spin made it 3.7x slower instead, for 13% more
+# time on an idle machine (benchmarks/omp_spin.py, medians of 3 runs). Same results either way. Every command below
+# inherits it, including the notebooks' kernels under `make lab` and `make test`.
+export GOMP_SPINCOUNT ?= 10000
 
 .PHONY: setup lab test notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
 

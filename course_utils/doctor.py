@@ -56,13 +56,16 @@ def known_problems(versions: dict[str, str | None], system: str) -> list[str]:
 
 def load_warning(load_1min: float, cores: int) -> str | None:
     """A warning when other processes keep the cores busy: the notebooks' stated times are for idle cores. With L
-    runnable threads elsewhere and N cores, a notebook using all N gets about N / (N + L) of them."""
+    runnable threads elsewhere and N cores, a notebook using all N gets at most N / (N + L) of them; in practice
+    less, because torch's threads wait for each other at every operation (benchmarks/omp_spin.py measures it)."""
     if load_1min < 0.5:
         return None
     slower = (cores + load_1min) / cores
     return (f"the load average is {load_1min:.1f} on {cores} cores: other processes are using the CPU. The notebooks' "
-            f"stated times are for idle cores; expect them to take about {slower:.1f}x as long (a heavy cell can then "
-            "pass `make test`'s 900 s limit). Fix: stop the other jobs (see `top`), then run `make doctor` again")
+            f"stated times are for idle cores; expect them to take at least {slower:.1f}x as long, several times "
+            "that for training cells whose threads must wait for a busy core (benchmarks/omp_spin.py; the Makefile's "
+            "GOMP_SPINCOUNT limits it), and a heavy cell can then pass `make test`'s 900 s limit. Fix: stop the "
+            "other jobs (see `top`), then run `make doctor` again")
 
 
 def cpu_flags() -> set[str]:

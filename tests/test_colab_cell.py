@@ -43,3 +43,24 @@ def test_a_restart_is_asked_for_only_when_an_imported_package_changed():
     same = {"torch": "2.9.0", "numpy": "2.1.0"}.get                   # PyPI's metadata has no +cu126 tag
     assert stale_modules(before, same) == []
     assert stale_modules(before, {"torch": "2.10.0", "numpy": "2.1.0"}.get) == ["torch 2.9.0+cu126 -> 2.10.0"]
+
+
+def test_install_extras_runs_pip_with_the_tested_pins_and_asks_for_a_restart_when_needed(monkeypatch, capsys):
+    from course_utils import colab
+    from course_utils.flavour import COLAB_BASE
+
+    calls = []
+    monkeypatch.setattr(colab, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(colab, "driver_cuda_version", lambda: (12, 8))          # Colab's GPU image: CUDA 12.8
+    monkeypatch.setattr(colab.subprocess, "run", lambda command, check: calls.append(command))
+    monkeypatch.setattr(colab.importlib.metadata, "version", lambda name: {"torch": "2.10.0"}.get(name, "0"))
+
+    monkeypatch.setattr(colab, "loaded_versions", lambda: {})                  # a fresh runtime: nothing imported
+    colab.install_extras(["vllm", "datasets"])
+    assert calls[-1][1:3] == ["-m", "pip"] and calls[-1][4:] == [
+        *COLAB_BASE, "vllm==0.19.1", "torch==2.10.0", "datasets==5.2.0"]
+    assert "driver CUDA 12.8: installing vllm==0.19.1 + torch==2.10.0" in capsys.readouterr().out
+
+    monkeypatch.setattr(colab, "loaded_versions", lambda: {"torch": "2.11.0+cu128"})   # torch imported before
+    with pytest.raises(SystemExit, match=r"Restart needed.*torch 2\.11\.0\+cu128 -> 2\.10\.0"):
+        colab.install_extras(["vllm"])

@@ -112,12 +112,39 @@ def test_each_gpu_sets_pins_match_its_requirements_file():
 
 
 def test_a_colab_runtime_gets_the_vllm_pair_its_driver_can_run():
-    from course_utils.flavour import colab_packages
+    from course_utils.flavour import COLAB_BASE, OTEL_PINS, colab_packages
 
-    assert colab_packages(["vllm", "datasets"], True, (12, 4))[0] == ["vllm==0.19.1", "torch==2.10.0", "datasets"]
-    assert colab_packages(["vllm"], True, (13, 0))[0] == ["vllm==0.33.0", "torch==2.14.0"]
+    assert colab_packages(["vllm", "datasets"], True, (12, 8))[0] == [
+        *COLAB_BASE, "vllm==0.19.1", "torch==2.10.0", "datasets==5.2.0"]       # Colab's GPU runtime: CUDA 12.8
+    assert colab_packages(["vllm"], True, (13, 0))[0] == [*COLAB_BASE, "vllm==0.33.0", "torch==2.14.0"]
     packages, said = colab_packages(["vllm", "datasets"], False, None)
-    assert packages == ["datasets"] and "no GPU" in said
-    assert colab_packages(["trl==1.16.0"], True, (12, 4)) == (["trl==1.16.0"], "")
+    assert packages == [*COLAB_BASE, "datasets==5.2.0"] and "no GPU" in said
+    assert colab_packages([], False, None) == (COLAB_BASE, "")
+    assert colab_packages(["trl", "datasets"], True, (12, 4))[0] == [    # datasets once
+        *COLAB_BASE, "trl==1.16.0", "accelerate==1.15.0", "datasets==5.2.0"]
+    # vLLM beside BentoML resolves only with the OpenTelemetry pins (pip: ResolutionImpossible without them)
+    assert set(OTEL_PINS) <= set(colab_packages(["vllm", "bentoml"], True, (12, 8))[0])
     with pytest.raises(SystemExit, match="525"):
         colab_packages(["vllm"], True, (11, 8))
+    with pytest.raises(ValueError, match="unknown Colab extra.*trll"):
+        colab_packages(["trll"], True, (12, 8))
+
+
+def test_colabs_pins_are_the_tested_ones():
+    from course_utils.flavour import COLAB_BASE, COLAB_EXTRA_PINS
+
+    tested = set((ROOT / "requirements/common.txt").read_text().split("\n"))
+    pins = COLAB_BASE + [pin for pins in COLAB_EXTRA_PINS.values() for pin in pins]
+    assert [pin for pin in pins if pin not in tested] == []
+
+
+def test_every_notebooks_colab_extras_are_known():
+    import ast
+    import json
+
+    from course_utils.flavour import colab_packages
+
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        cell = "".join(json.loads(path.read_text())["cells"][1]["source"])
+        extras = ast.literal_eval(cell.split("COLAB_EXTRAS = ")[1].split("\n")[0])
+        colab_packages(extras, True, (12, 8))   # raises for a name it does not know

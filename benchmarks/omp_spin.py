@@ -1,0 +1,85 @@
+"""What another busy program costs torch's training loop on this machine, under three OpenMP waiting settings.
+
+torch's CPU build runs its parallel operations on GNU OpenMP threads, and between operations those threads spin
+(busy-wait) before they sleep. On a 2-core laptop or CI machine, one other busy program (a browser tab, a second
+process) takes a core the spinning thread is waiting on, and every operation then waits for the scheduler. The
+Makefile sets ``GOMP_SPINCOUNT=10000`` (spin briefly, then sleep) for `make test`, `make lab` and `make notebooks`;
+this script measures why, as ratios side by side in one run: 80 training steps of notebook 02's toy teacher (same
+seed, so every run computes the same weights, checked), each in a fresh process, with the machine idle and with
+one busy-looping process beside it; the settings take turns, repeated, and the median is reported with the range.
+
+    python benchmarks/omp_spin.py [--steps 80] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = {"OpenMP default (long spin)": {},
+            **{f"GOMP_SPINCOUNT={n}": {"GOMP_SPINCOUNT": str(n)} for n in (30000, 10000, 3000)},
+            "OMP_WAIT_POLICY=PASSIVE (no spin)": {"OMP_WAIT_POLICY": "PASSIVE"}}
+TRAIN = """
+import json, time, torch
+from course_utils import toy_reasoner as R
+tokenizer = R.build_tokenizer()
+data = R.task_examples(tokenizer, R.problems(2000, seed=1), seed=0)
+model = R.new_model(tokenizer, 96, 3, seed=0)
+started = time.perf_counter()
+R.train(model, data, R.TrainSettings({steps}), progress=False)
+print(json.dumps({{"seconds": time.perf_counter() - started,
+                  "checksum": sum(p.double().sum().item() for p in model.parameters())}}))
+"""
+
+
+def train_once(steps: int, extra_env: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", TRAIN.format(steps=steps)], env={**env, **extra_env}, cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    seconds, checksums = {}, set()
+    for load in ("idle", "one busy process beside it"):
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "idle" else None
+        try:
+            for _ in range(args.repeats):
+                for name, env in SETTINGS.items():
+                    result = train_once(args.steps, env)
+                    checksums.add(round(result["checksum"], 6))
+                    seconds.setdefault((load, name), []).append(result["seconds"])
+                    print(f"{load:28s} {name:36s} {result['seconds']:7.1f} s", flush=True)
+        finally:
+            if hog:
+                hog.kill()
+                hog.wait()
+    base = statistics.median(seconds["idle", "OpenMP default (long spin)"])
+    print(f"\n{args.steps} steps, {args.repeats} runs each; every run computed the same weights: {len(checksums) == 1}")
+    print("median seconds (min-max), and relative to the default on an idle machine:")
+    rows = []
+    for (load, name), runs in seconds.items():
+        median = statistics.median(runs)
+        rows.append({"machine": load, "setting": name, "median_s": round(median, 2), "min_s": round(min(runs), 2),
+                     "max_s": round(max(runs), 2), "vs_idle_default": round(median / base, 2)})
+        print(f"  {load:28s} {name:36s} {median:6.1f} s ({min(runs):.1f}-{max(runs):.1f})  x{median / base:.2f}")
+    out = ROOT / "build" / "benchmarks" / "omp_spin.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"steps": args.steps, "repeats": args.repeats, "cores": os.cpu_count(), "rows": rows,
+                               "same_weights": len(checksums) == 1, "when": time.strftime("%Y-%m-%d")}, indent=1))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
