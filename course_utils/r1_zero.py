@@ -42,21 +42,10 @@ STYLES = {"column": 0.5, "column, a carry forgotten": 0.1, "answer straight away
 
 
 def build_tokenizer():
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     column_words = " ".join(w for language in WORDS.values() for w in language.values())
     words = sorted(set(re.findall(r"[A-Za-z]+", f"{TEMPLATE} What is The answer {column_words}")))
-    symbols = list("0123456789+-=?:,.{}\\") + [" ", "\n"]
-    vocab = {t: i for i, t in enumerate([toy.PAD, toy.UNK, *symbols, *words, *(" " + w for w in words)])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token=toy.UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    core.add_special_tokens([AddedToken(EOS, special=True, normalized=False)])
-    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=toy.PAD, unk_token=toy.UNK,
-                                        padding_side="left", model_max_length=192)
-    return tokenizer
+    return toy.word_level_tokenizer([toy.PAD, toy.UNK, *toy.SYMBOLS, *words, *(" " + w for w in words)], TOKEN_PATTERN,
+                                    [EOS], TAGS, eos_token=EOS, model_max_length=192)
 
 
 def prompt(a: int, b: int) -> str:

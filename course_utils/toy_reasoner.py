@@ -125,19 +125,25 @@ def held_out_problems(n: int = 500) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- tokenizer and model
 
 
-def build_tokenizer():
+def word_level_tokenizer(tokens: list[str], pattern: str, special: list[str], added: list[str], **options):
+    """A tokenizer with one id per entry of ``tokens`` (ids in that order; the first two are PAD and UNK), text split
+    by the regex ``pattern``, then the ``special`` tokens (dropped when decoding) and the ``added`` ones (kept).
+    ``options`` go to ``PreTrainedTokenizerFast`` (its bos/eos tokens, chat template, lengths)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate([PAD, UNK, *SYMBOLS, *WORDS])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated")
+    core = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     core.decoder = decoders.Fuse()   # tokens carry their own spaces: decoding is plain concatenation
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (BOS, EOS, USER, ASSISTANT)])
-    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK_START, THINK_END)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                        unk_token=UNK, chat_template=CHAT_TEMPLATE, padding_side="left",
-                                        model_max_length=256)
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in added])
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, unk_token=UNK, padding_side="left", **options)
+
+
+def build_tokenizer():
+    tokenizer = word_level_tokenizer([PAD, UNK, *SYMBOLS, *WORDS], TOKEN_PATTERN, [BOS, EOS, USER, ASSISTANT],
+                                     [THINK_START, THINK_END], bos_token=BOS, eos_token=EOS,
+                                     chat_template=CHAT_TEMPLATE, model_max_length=256)
     tokenizer.add_bos_token = False   # the chat template writes BOS itself
     return tokenizer
 

@@ -93,3 +93,16 @@ def test_logit_distillation_path_runs():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="toy_reasoner build"):
         R.load(tmp_path / "nowhere")
+
+
+def test_the_tokenizers_built_in_code_are_the_committed_ones():
+    """Both toy tokenizers come from one builder (word_level_tokenizer); the checkpoints carry what it builds.
+    ("padding" is the state batch encoding leaves behind, saved with the toy R1; not part of the vocabulary.)"""
+    from course_utils import r1_zero as Z
+
+    for built, path in ((R.build_tokenizer(), R.COMMITTED / "tokenizer.json"),
+                        (Z.build_tokenizer(), Z.COMMITTED / "base" / "tokenizer.json"),
+                        (Z.build_tokenizer(), Z.COMMITTED / "weak_base" / "tokenizer.json")):
+        ours, committed = json.loads(built.backend_tokenizer.to_str()), json.loads(path.read_text())
+        assert {k: v for k, v in ours.items() if k != "padding"} == {
+            k: v for k, v in committed.items() if k != "padding"}, path
