@@ -1,4 +1,4 @@
-"""What another busy program costs torch's training loop on this machine, under three OpenMP waiting settings.
+"""What another busy program costs torch's training loop on this machine, under five OpenMP waiting settings.
 
 torch's CPU build runs its parallel operations on GNU OpenMP threads, and between operations those threads spin
 (busy-wait) before they sleep. On a 2-core laptop or CI machine, one other busy program (a browser tab, a second
