@@ -9,7 +9,7 @@ PORT ?= 3000
 # inherits it, including the notebooks' kernels under `make lab` and `make test`.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: setup lab test notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
+.PHONY: setup lab test test-cuda12 notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
@@ -19,6 +19,14 @@ lab: setup            ## open the course in JupyterLab
 
 test: setup           ## unit tests + every notebook executed by nbval
 	$(BIN)/python -m pytest
+
+# The vLLM contract tests (tests/test_vllm_contract.py) against the CUDA-12 set (vllm 0.19.1 + torch 2.10.0), in a
+# side environment: its CUDA wheels install and import on any Linux x86-64 machine, GPU or not. The first run downloads
+# about 5 GB and fills 12 GB of disk (about 5 minutes here); later runs take under a minute. Run it before any change to
+# serving, deploy, vllm_parts or requirements/.
+test-cuda12:          ## the vLLM contract tests against the CUDA-12 set, in .venv-cuda12
+	COURSE_FLAVOUR=cuda12 COURSE_VENV=.venv-cuda12 $(PY) tools/setup_env.py
+	.venv-cuda12/bin/python -m pytest -m contract tests/ -p no:nbval -o addopts="-p no:cacheprovider"
 
 notebooks: setup      ## execute every notebook headless into build/executed/ (for workshop prep)
 	$(BIN)/python tools/run_notebooks.py

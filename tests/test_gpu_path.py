@@ -102,3 +102,36 @@ def test_the_workshop_guide_states_the_same_gpu_times():
     for row in gpu_path.minutes_table():
         assert f"{short[row['GPU']]} {row['notebook 03 generation (min)']} min" in line["03"], row["GPU"]
         assert f"{short[row['GPU']]} {row['notebook 04 generation (min)']} min" in line["04"], row["GPU"]
+
+
+@pytest.mark.parametrize("name, total_gib, expected", [
+    ("NVIDIA A100-SXM4-80GB", 79.14, "A100-80GB"),     # nearer an H100's 79.6 GiB than its own 80.0
+    ("NVIDIA A100 80GB PCIe", 79.14, "A100-80GB"),
+    ("NVIDIA A100-SXM4-40GB", 39.4, "A100-40GB"),
+    ("NVIDIA H100 80GB HBM3", 79.1, "H100-80GB"),
+    ("Tesla T4", 14.56, "T4-16GB"),
+    ("NVIDIA L40S", 44.4, "A100-40GB"),                # not an L4: a name the catalog lacks goes by memory
+    ("NVIDIA H200", 139.8, "H200-141GB"),
+])
+def test_a_gpu_is_classed_by_its_name_first(name, total_gib, expected):
+    assert gpu_path.gpu_class(total_gib, name) == expected
+
+
+def test_an_a100_80gb_gets_a100_estimates_not_h100_ones(fake_cuda):
+    fake_cuda("NVIDIA A100-SXM4-80GB", 79.14, (8, 0))
+    device = hardware.detect_device()
+    assert gpu_path.reasoning_sizes(device).gpu == "A100-80GB"
+    _, a100_minutes = gpu_path.serving_choice(device)
+    fake_cuda("NVIDIA H100 80GB HBM3", 79.14, (9, 0))
+    _, h100_minutes = gpu_path.serving_choice(hardware.detect_device())
+    assert a100_minutes > 1.5 * h100_minutes          # 2,039 against 3,350 GB/s
+
+
+def test_a_t4_s_engine_share_leaves_room_for_the_contexts(fake_cuda):
+    """A T4 that torch reports as 14.56 GiB: the engine gets half of it while two CUDA contexts still fit in what is
+    free; with half of it held by another process, a clear error at once instead of vLLM refusing to start."""
+    fake_cuda("Tesla T4", 14.56, (7, 5), free_gib=14.2)
+    assert gpu_path.reasoning_sizes(hardware.detect_device()).engine_share == 0.5
+    fake_cuda("Tesla T4", 14.56, (7, 5), free_gib=7.5)
+    with pytest.raises(MemoryError, match="free GPU memory"):
+        gpu_path.reasoning_sizes(hardware.detect_device())

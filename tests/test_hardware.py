@@ -110,14 +110,14 @@ def test_release_memory_collects_cycles_and_empties_the_cuda_cache(monkeypatch):
         gc.enable()
 
 
-def test_the_calculator_uses_vllms_own_default_memory_share():
-    pytest.importorskip("vllm", reason="vLLM is not installed here")
-    from vllm.config import CacheConfig
+def test_the_commands_state_the_memory_share_they_assume():
+    """vLLM's default share differs by version (0.92 in 0.32.0, 0.9 in 0.19.1): the commands always state it."""
+    from course_utils import vllm_parts
 
-    assert hardware.VLLM_GPU_MEMORY_UTILIZATION == CacheConfig.__pydantic_fields__["gpu_memory_utilization"].default
-    plan = hardware.plan_serving("R1-Distill-Qwen-7B", "L4")
-    share = hardware.VLLM_GPU_MEMORY_UTILIZATION
-    assert f"--gpu-memory-utilization {share}" in plan.command   # stated: the default differs by vLLM version
+    share = vllm_parts.default_memory_share()
+    assert f"--gpu-memory-utilization {share}" in hardware.plan_serving("R1-Distill-Qwen-7B", "L4").command
+    most = hardware.plan_serving("R1-Distill-Qwen-7B", "H100", gpu_memory_utilization=0.5)
+    assert "--gpu-memory-utilization 0.5" in most.command
 
 
 def test_serve_commands_keep_a_margin_below_the_predicted_kv_capacity():
@@ -126,3 +126,37 @@ def test_serve_commands_keep_a_margin_below_the_predicted_kv_capacity():
             if plan.fits and plan.max_model_len < hardware.catalog.resolve(plan.model).context_length:
                 assert plan.max_model_len <= hardware.KV_HEADROOM * plan.kv_cache_tokens
                 assert f"--max-model-len {plan.max_model_len}" in plan.command
+
+
+def test_nvidia_smi_facts_are_read_without_a_cuda_context():
+    text = "Tesla T4, 15360, 14913, 7.5\nNVIDIA A100-SXM4-80GB, 81920, 81038, 8.0\nbroken line\n"
+    t4, a100 = hardware.parse_nvidia_smi_gpus(text)
+    assert t4 == hardware.GPUFacts("Tesla T4", 15.0, 14913 / 1024, (7, 5))
+    assert a100.capability == (8, 0) and a100.total_gib == 80.0
+    assert hardware.visible([t4, a100], "1") == [a100] and hardware.visible([t4, a100], "GPU-uuid") == [t4, a100]
+
+
+def test_detect_device_asks_the_driver_not_torch(fake_cuda):
+    fake_cuda("Tesla T4", 14.56, (7, 5), free_gib=14.0)     # torch.cuda.mem_get_info fails if called
+    device = hardware.detect_device()
+    assert (device.name, device.total_gib, device.free_gib, device.bf16) == ("Tesla T4", 14.56, 14.0, False)
+
+
+def test_the_share_vllm_gets_leaves_room_for_the_contexts_still_to_open():
+    t4 = hardware.Device("cuda", "Tesla T4", 1, 14.56, 14.1, False, 8, 64)
+    assert hardware.startable_share(t4, 0.92) == 0.92                  # (14.1 - 0.5) / 14.56 = 0.934
+    busy = hardware.Device("cuda", "Tesla T4", 1, 14.56, 13.5, False, 8, 64)
+    share = hardware.startable_share(busy, 0.92)
+    assert share < 0.92 and share * 14.56 <= 13.5 - hardware.CUDA_CONTEXT_GIB
+    assert hardware.startable_share(busy, 0.5, processes=2) == 0.5
+    full = hardware.Device("cuda", "Tesla T4", 1, 14.56, 1.0, False, 8, 64)
+    with pytest.raises(MemoryError, match="nvidia-smi lists them"):
+        hardware.startable_share(full, 0.92)
+
+
+def test_transformers_copies_use_fp16_where_the_gpu_has_no_bf16():
+    import torch
+
+    assert hardware.torch_dtype("cuda", bf16=False) == torch.float16       # a T4
+    assert hardware.torch_dtype("cuda", bf16=True) == torch.bfloat16
+    assert hardware.torch_dtype("cpu", bf16=True) == torch.float32

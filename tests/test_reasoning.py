@@ -31,28 +31,6 @@ def test_a_prompt_that_closed_the_thinking_makes_the_completion_all_answer():
     assert split_reasoning("4}\n</think> 5", thinking_open=False) == ("", "4}\n</think> 5")
 
 
-@pytest.fixture(scope="module")
-def vllm_parser():
-    pytest.importorskip("vllm", reason="vLLM is not installed here (its parser is the reference)")
-    from vllm.reasoning import ReasoningParserManager
-
-    from course_utils import toy_reasoner as R
-
-    return ReasoningParserManager.get_reasoning_parser("deepseek_r1")(R.build_tokenizer())
-
-
-pieces = st.sampled_from(["<think>", "</think>", "\n", " ", "plan", "3+8+0=11", "\\boxed{4}", "Wait,", "x"])
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(pieces, max_size=12).map("".join))
-def test_split_agrees_with_vllms_deepseek_r1_parser(vllm_parser, text):
-    """On completions of a prompt that ends in <think>\\n (the distills' template): complete ones, ones cut off
-    inside the thinking, and odd ones with stray tags, our split is vLLM's, up to surrounding whitespace."""
-    reasoning, content = vllm_parser.extract_reasoning(text, None)
-    assert split_reasoning(text) == ((reasoning or "").strip(), (content or "").strip())
-
-
 @pytest.mark.parametrize("text, expected", [
     ("\\boxed{42}", "42"),
     ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),                    # nested braces

@@ -34,7 +34,7 @@ def plan_lines(device: hardware.Device, driver_cuda: tuple[int, int] | None) -> 
     served, minutes = gpu_path.serving_choice(device)
     if served:
         lines.append(f"notebook 03: {served.model} ({catalog.weight_bytes(served.model) / 1e9:.1f} GB download), "
-                     f"estimated generation {minutes:.0f} min on a {gpu_path.gpu_class(device.total_gib)}")
+                     f"estimated generation {minutes:.0f} min on a {gpu_path.gpu_class(device.total_gib, device.name)}")
     lines.append("notebook 04: " + gpu_path.reasoning_sizes(device).describe())
     return lines
 

@@ -2,6 +2,7 @@
 
     python3 tools/setup_env.py            # picks cpu / cuda / mac for this machine
     COURSE_FLAVOUR=cpu python3 tools/setup_env.py
+    COURSE_FLAVOUR=cuda12 COURSE_VENV=.venv-cuda12 python3 tools/setup_env.py   # make test-cuda12's side environment
 
 Standard library only, so it runs before anything is installed.
 """
@@ -28,7 +29,7 @@ from course_utils.flavour import (  # noqa: E402
     driver_problem,
 )
 
-VENV = ROOT / ".venv"
+VENV = ROOT / os.environ.get("COURSE_VENV", ".venv")
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".course-environment"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -69,11 +70,12 @@ def main() -> int:
         return 1
     wanted = fingerprint(flavour)
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
-        print(f"Environment .venv is up to date ({flavour} flavour).")
+        print(f"Environment {VENV.name} is up to date ({flavour} flavour).")
         return 0
 
     started = time.time()
-    print(f"Setting up .venv with the {flavour} flavour ({FLAVOURS[flavour]}); a cold install takes a few minutes.")
+    print(f"Setting up {VENV.name} with the {flavour} flavour ({FLAVOURS[flavour]}); a cold install takes a few "
+          "minutes.")
     if not PY.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     extra = []
@@ -84,13 +86,14 @@ def main() -> int:
     except subprocess.CalledProcessError:
         print("\nInstalling the packages failed (see pip's message above). If pip could not find "
               "torch==2.13.0+cpu, PyTorch's CPU index is unreachable: download the wheel for your Python from "
-              f"{TORCH_CPU_INDEX}/torch/ and `pip install` it into .venv, then run this again.", file=sys.stderr)
+              f"{TORCH_CPU_INDEX}/torch/ and `pip install` it into {VENV.name}, then run this again.", file=sys.stderr)
         return 1
     if flavour == "cpu":
         pip("uninstall", "--yes", *CPU_UNWANTED)
     pip("install", "--no-deps", "-e", str(ROOT))
     STAMP.write_text(wanted)
-    print(f"Environment ready in {time.time() - started:.0f} s. Check it with: .venv/bin/python -m course_utils.doctor")
+    print(f"Environment ready in {time.time() - started:.0f} s. Check it with: {VENV.name}/bin/python -m "
+          "course_utils.doctor")
     return 0
 
 
