@@ -3,13 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
-# torch's OpenMP threads spin between operations before they sleep. When another program holds a core, that spinning
-# made a toy training loop 20x slower on a 2-core machine; this shorter spin made it 3.7x slower instead, for 13% more
-# time on an idle machine (benchmarks/omp_spin.py, medians of 3 runs). Same results either way. Every command below
-# inherits it, including the notebooks' kernels under `make lab` and `make test`.
-export GOMP_SPINCOUNT ?= 10000
+# (The OpenMP spin setting the commands below need is set by course_utils itself, for every entry point: see
+# course_utils/__init__.py.)
 
-.PHONY: setup lab test test-cuda12 notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
+.PHONY: setup lab check test test-cuda12 notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
@@ -17,8 +14,13 @@ setup:
 lab: setup            ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/
 
-test: setup           ## unit tests + every notebook executed by nbval
-	$(BIN)/python -m pytest
+check: setup          ## the fast lane: unit tests without servers, training or notebooks (about 1 minute)
+	$(BIN)/python -m pytest tests -m "not (server or training or notebook)"
+
+# Two workers, each notebook or test file whole in one of them, longest first (conftest.py gives each its share of
+# the cores): what CI runs.
+test: setup           ## the full suite: unit tests + every notebook executed by nbval
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The vLLM contract tests (tests/test_vllm_contract.py) against the CUDA-12 set (vllm 0.19.1 + torch 2.10.0), in a
 # side environment: its CUDA wheels install and import on any Linux x86-64 machine, GPU or not. The first run downloads

@@ -1,4 +1,32 @@
-"""pytest's start-up hook for the whole repository (tests/ and the notebooks nbval runs)."""
+"""pytest's start-up hooks for the whole repository (tests/ and the notebooks nbval runs).
+
+`make test` runs the suite in two worker processes (pytest-xdist, ``--dist loadfile``: each notebook, like each test
+file, stays whole in one worker). On a 2-core machine each worker then gets one core: its torch threads, and the
+vLLM engines its notebooks start (bound to that core), so a notebook that trains and one that waits on a server
+share the machine instead of fighting over both cores. Every trained figure the notebooks assert holds with one
+thread as with two (benchmarks/robustness.py measures seeds 0-4 x 1-2 threads).
+"""
+
+import os
+
+import pytest
+
+
+def _one_share_of_the_cores() -> None:
+    """In an xdist worker: this worker's share of the cores, before anything loads torch or starts a kernel (the
+    notebooks' kernels and servers inherit the environment). A value set by hand wins."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2:
+        return
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    per_worker = max(1, len(cores) // count)
+    index = int(worker.removeprefix("gw")) % count
+    mine = cores[index * per_worker:(index + 1) * per_worker] or cores[:1]
+    os.environ.setdefault("OMP_NUM_THREADS", str(len(mine)))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, mine)))
+
+
+_one_share_of_the_cores()
 
 
 def pytest_configure(config):
@@ -10,3 +38,19 @@ def pytest_configure(config):
 
     on_gpu = hardware.detect_device().kind == "cuda"
     config.option.nbval_cell_timeout = gpu_path.cell_timeout(on_gpu, int(config.option.nbval_cell_timeout))
+
+
+# The longest first, so that two workers finish together (minutes measured on 2 cores; see benchmarks/README.md).
+LONGEST_FIRST = ["notebooks/05_r1_zero_rl.ipynb", "notebooks/02_distillation.ipynb", "notebooks/01_moe_routing.ipynb",
+                 "notebooks/06_serving_as_a_service.ipynb", "notebooks/04_examining_reasoning.ipynb",
+                 "notebooks/03_serving_distills.ipynb", "tests/test_robustness.py", "tests/test_deploy.py",
+                 "tests/test_serving.py", "tests/test_notebooks_without_vllm.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Whole notebooks carry the ``notebook`` marker (``make check`` leaves them out); files run longest first."""
+    for item in items:
+        if item.nodeid.split("::")[0].endswith(".ipynb"):
+            item.add_marker(pytest.mark.notebook)
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))   # stable: order within a file kept

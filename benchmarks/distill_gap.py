@@ -14,6 +14,9 @@ import statistics
 import time
 from pathlib import Path
 
+import course_utils  # noqa: F401  (first: it sets the OpenMP spin before torch loads OpenMP)
+
+# isort: split
 import torch
 
 from course_utils import distill as D
@@ -29,7 +32,8 @@ class Setup:
         self.x, self.x_test, self.y, self.y_test = D.digits_split()
         self.teachers = {s: D.digits_teacher(self.x, self.y, s) for s in seeds}
         self.logits = {s: t(self.x).detach() for s, t in self.teachers.items()}
-        self.teacher_errors = statistics.mean(D.errors(t, self.x_test, self.y_test) for t in self.teachers.values())
+        self.teacher_errors = statistics.mean(D.errors(t, self.x_test, self.y_test)
+                                              for t in self.teachers.values())
 
     def student(self, seed: int, hidden: int = 16, kd: bool = True, temperature: float = 4.0, alpha: float = 0.9,
                 epochs: int = 600, jitter: float = 0.0, rows=None) -> torch.nn.Module:

@@ -14,6 +14,9 @@ import time
 import warnings
 from pathlib import Path
 
+import course_utils  # noqa: F401  (first: it sets the OpenMP spin before torch loads OpenMP)
+
+# isort: split
 import torch
 
 from course_utils import r1_zero as Z

@@ -16,6 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
+import course_utils  # noqa: F401  (first: it sets the OpenMP spin before torch loads OpenMP)
+
+# isort: split
 import torch
 from transformers import DeepseekV3Config
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE

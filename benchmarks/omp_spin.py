@@ -1,12 +1,13 @@
-"""What another busy program costs torch's training loop on this machine, under five OpenMP waiting settings.
+"""What another busy program costs torch's training loop on this machine, under six OpenMP waiting settings.
 
 torch's CPU build runs its parallel operations on GNU OpenMP threads, and between operations those threads spin
 (busy-wait) before they sleep. On a 2-core laptop or CI machine, one other busy program (a browser tab, a second
-process) takes a core the spinning thread is waiting on, and every operation then waits for the scheduler. The
-Makefile sets ``GOMP_SPINCOUNT=10000`` (spin briefly, then sleep) for `make test`, `make lab` and `make notebooks`;
-this script measures why, as ratios side by side in one run: 80 training steps of notebook 02's toy teacher (same
-seed, so every run computes the same weights, checked), each in a fresh process, with the machine idle and with
-one busy-looping process beside it; the settings take turns, repeated, and the median is reported with the range.
+process) takes a core the spinning thread is waiting on, and every operation then waits for the scheduler.
+``import course_utils`` sets ``GOMP_SPINCOUNT=10000`` (spin briefly, then sleep) before torch loads, in every
+notebook and entry point; this script measures why, and that the import takes effect, as ratios side by side in
+one run: 80 training steps of notebook 02's toy teacher (same seed, so every run computes the same weights,
+checked), each in a fresh process, with the machine idle and with one busy-looping process beside it; the settings
+take turns, repeated, and the median is reported with the range.
 
     python benchmarks/omp_spin.py [--steps 80] [--repeats 3]
 """
@@ -23,10 +24,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {"OpenMP default (long spin)": {},
-            **{f"GOMP_SPINCOUNT={n}": {"GOMP_SPINCOUNT": str(n)} for n in (30000, 10000, 3000)},
-            "OMP_WAIT_POLICY=PASSIVE (no spin)": {"OMP_WAIT_POLICY": "PASSIVE"}}
-TRAIN = """
+# name -> (environment, what the process imports before torch)
+SETTINGS = {"OpenMP default (long spin)": ({}, ""),
+            **{f"GOMP_SPINCOUNT={n}": ({"GOMP_SPINCOUNT": str(n)}, "") for n in (30000, 10000, 3000)},
+            "OMP_WAIT_POLICY=PASSIVE (no spin)": ({"OMP_WAIT_POLICY": "PASSIVE"}, ""),
+            # nothing in the environment: `import course_utils` before torch sets the course's value itself
+            "set by importing course_utils first": ({}, "import course_utils\n")}
+TRAIN = """{prelude}
 import json, time, torch
 from course_utils import toy_reasoner as R
 tokenizer = R.build_tokenizer()
@@ -39,9 +43,10 @@ print(json.dumps({{"seconds": time.perf_counter() - started,
 """
 
 
-def train_once(steps: int, extra_env: dict) -> dict:
+def train_once(steps: int, extra_env: dict, prelude: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", TRAIN.format(steps=steps)], env={**env, **extra_env}, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", TRAIN.format(steps=steps, prelude=prelude)],
+                         env={**env, **extra_env}, cwd=ROOT,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -56,8 +61,8 @@ def main() -> None:
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "idle" else None
         try:
             for _ in range(args.repeats):
-                for name, env in SETTINGS.items():
-                    result = train_once(args.steps, env)
+                for name, (env, prelude) in SETTINGS.items():
+                    result = train_once(args.steps, env, prelude)
                     checksums.add(round(result["checksum"], 6))
                     seconds.setdefault((load, name), []).append(result["seconds"])
                     print(f"{load:28s} {name:36s} {result['seconds']:7.1f} s", flush=True)

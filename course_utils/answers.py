@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from course_utils.catalog import GIB
 from course_utils.exercises import check
-
-GIB = 2**30
-
 
 # ---------------------------------------------------------------- 00 · the DeepSeek family
 
@@ -127,7 +125,7 @@ def exercise_02_3(answer, norms: dict, temperatures: list) -> bool:
 
 def exercise_03_1(answer, toy_kv: float) -> bool:
     """Tokens a 2 GiB KV cache holds for the toy, in whole blocks of 128."""
-    from course_utils.serving import kv_cache_capacity
+    from course_utils.kv_cache import kv_cache_capacity
 
     return check("Exercise 1", answer, kv_cache_capacity(2 * GIB, toy_kv, 128), rel=0,
                  hint="how many whole tokens fit in 2 GiB, and then how many whole blocks of 128 tokens?",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+GIB = 2**30          # bytes in a GiB: the unit of every memory figure in the course (nvidia-smi's MiB / 1024)
 HUB = "https://huggingface.co"
 V3_PAPER = "DeepSeek-AI, DeepSeek-V3 Technical Report, arXiv:2412.19437 (2024)"
 R1_PAPER = "DeepSeek-AI, DeepSeek-R1: Incentivizing Reasoning Capability in LLMs via RL, arXiv:2501.12948 (2025)"

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils import hardware, toy_reasoner, vllm_parts
-from course_utils.serving import BackgroundServer, check_model, claim_port
+from course_utils.model_source import check_model
+from course_utils.processes import BackgroundServer, claim_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "course_utils.bento_service:DeepSeekDistill"

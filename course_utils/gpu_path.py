@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 
 from course_utils import catalog, hardware
+from course_utils.catalog import GIB
 
-GIB = 1024**3
 # Memory bandwidth (GB/s) and dense fp16/bf16 tensor throughput (TFLOP/s) from NVIDIA's datasheets (A100 80 GB
 # and H100/H200 in their SXM versions).
 DATASHEET = {

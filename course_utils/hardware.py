@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass
 
 from course_utils import catalog, vllm_parts
+from course_utils.catalog import GIB
 
-GIB = 1024**3
 # The commands' --max-model-len uses at most this share of the predicted KV capacity (the rest is a margin for an
 # overhead above the 2 GiB estimate: a 10% margin on a T4's ~9 GiB of KV cache is ~0.9 GiB).
 KV_HEADROOM = 0.9
@@ -196,6 +196,13 @@ class Device:
     cpu_cores: int
     ram_gib: float
 
+    @property
+    def torch(self):
+        """This device as a ``torch.device``: where the course puts tensors and models."""
+        import torch
+
+        return torch.device(self.kind)
+
 
 def _ram_gib() -> float:
     try:
@@ -330,11 +337,3 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def torch_device():
-    """The one place the course chooses where tensors go: CUDA, then MPS, then CPU."""
-    import torch
-
-    kind = detect_device().kind
-    return torch.device(kind)

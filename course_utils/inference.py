@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils.model_source import check_model
 from course_utils.reasoning import THINK_END, split_reasoning
-from course_utils.serving import check_model, on_cpu
+from course_utils.serving import on_cpu
 
 # R1 model card, "Usage Recommendations": temperature 0.5-0.7 (0.6 recommended), top-p 0.95.
 DEEPSEEK_TEMPERATURE, DEEPSEEK_TOP_P = 0.6, 0.95
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 SKIP_THINKING = "\n</think>\n\n"   # appended to a prompt that ends in "<think>\n": an empty thinking block
 
 

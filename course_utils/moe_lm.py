@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_utils import moe as M
+from course_utils.progress import bar
 from course_utils.toy_data import DOMAINS, VOCAB_SIZE, MixedCorpus
 
 BALANCING = ("none", "aux_loss", "bias")
@@ -92,9 +92,8 @@ def train_lm(model: TinyMoELM, corpus: MixedCorpus, config: TrainConfig, device=
     history, started = History(), time.time()
     n_experts = model.moes[0].config.n_experts
     # mininterval: few updates, because a notebook kernel drops output messages beyond ~1000 per busy cell
-    bar = tqdm(range(config.steps), desc=f"balancing={config.balancing}", disable=not progress, leave=False,
-               mininterval=2.0)
-    for _ in bar:
+    steps = bar(range(config.steps), desc=f"balancing={config.balancing}", disable=not progress, mininterval=2.0)
+    for _ in steps:
         inputs, targets, _ = corpus.batch(config.batch_size, config.seq_len, generator)
         logits = model(inputs.to(device))
         loss = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), targets.to(device).reshape(-1))

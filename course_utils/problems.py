@@ -8,6 +8,7 @@ Each problem is a dict ``{"id", "question", "gold"}``; ``question`` is the bare 
 from __future__ import annotations
 
 from course_utils import toy_reasoner
+from course_utils.reasoning import BOXED_INSTRUCTION
 
 # Written for this course. The answers were worked by hand and each one is checked in tests/test_problems.py by
 # an independent computation. Several answers are fractions or decimals, so that math-verify's equivalences matter.
@@ -54,7 +55,7 @@ def word_problems() -> list[dict]:
 
 def with_instruction(question: str, instruction: bool = True) -> str:
     """DeepSeek's boxed instruction before the question (the course's toy R1 was trained with it there)."""
-    return f"{toy_reasoner.BOXED_INSTRUCTION} {question}" if instruction else question
+    return f"{BOXED_INSTRUCTION} {question}" if instruction else question
 
 
 def benchmark(name: str = "MATH-500", n: int | None = None) -> list[dict]:
@@ -62,7 +63,7 @@ def benchmark(name: str = "MATH-500", n: int | None = None) -> list[dict]:
     Offline or without ``datasets`` installed, says so instead of hanging."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
-    from course_utils.serving import hub_reachable
+    from course_utils.model_source import hub_reachable
 
     repo, split, question, answer = BENCHMARKS[name]
     if not hub_reachable():

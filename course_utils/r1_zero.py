@@ -42,7 +42,7 @@ STYLES = {"column": 0.5, "column, a carry forgotten": 0.1, "answer straight away
 
 
 def build_tokenizer():
-    column_words = " ".join(w for language in WORDS.values() for w in language.values())
+    column_words = " ".join(w for language in toy.COLUMN_WORDS.values() for w in language.values())
     words = sorted(set(re.findall(r"[A-Za-z]+", f"{TEMPLATE} What is The answer {column_words}")))
     return toy.word_level_tokenizer([toy.PAD, toy.UNK, *toy.SYMBOLS, *words, *(" " + w for w in words)], TOKEN_PATTERN,
                                     [EOS], TAGS, eos_token=EOS, model_max_length=192)
@@ -52,9 +52,6 @@ def prompt(a: int, b: int) -> str:
     return TEMPLATE.format(question=f"What is {a} + {b}?")
 
 
-# The column method's words in the corpus's two languages (German written in ASCII: "behalte" = "carry").
-WORDS = {"English": {"write": "write", "carry": "carry", "final": "final carry"},
-         "German": {"write": "schreibe", "carry": "behalte", "final": "am Ende behalte"}}
 # Most column-method authors write English, some German, a few switch language from line to line.
 LANGUAGES = {"English": 0.7, "German": 0.2, "mixed": 0.1}
 GERMAN_WORDS = {"schreibe", "behalte", "am", "Ende"}
@@ -67,24 +64,6 @@ def carries(a: int, b: int) -> list[int]:
         carry = (int(x) + int(y) + carry) // 10
         out.append(carry)
     return out
-
-
-def column_trace(a: int, b: int, forget_carry_at: int | None = None, language: str = "English",
-                 rng: random.Random | None = None) -> str:
-    """Notebook 02's trace, in English, German or both ("mixed": each line's language drawn at random), optionally
-    with the carry out of one column dropped (a careless author's slip)."""
-    rng = rng or random.Random(0)
-    pick = (lambda: rng.choice(list(WORDS))) if language == "mixed" else (lambda: language)
-    lines, carry = [], 0
-    for i, (x, y) in enumerate(zip(str(a)[::-1], str(b)[::-1], strict=True)):
-        s = int(x) + int(y) + carry
-        out = 0 if i == forget_carry_at else s // 10
-        w = WORDS[pick()]
-        lines.append(f"{x}+{y}+{carry}={s}: {w['write']} {s % 10}, {w['carry']} {out}")
-        carry = out
-    if carry:
-        lines.append(f"{WORDS[pick()]['final']} {carry}")
-    return "\n".join(lines)
 
 
 def traced_sum(a: int, b: int, forget_carry_at: int | None = None) -> int:
@@ -104,7 +83,7 @@ def completion(a: int, b: int, style: str, rng: random.Random) -> str:
         language = rng.choices(list(LANGUAGES), list(LANGUAGES.values()))[0]
         slips = [i for i, c in enumerate(carries(a, b)) if c]
         slip = rng.choice(slips) if style == "column, a carry forgotten" and slips else None
-        trace = column_trace(a, b, slip, language, rng)
+        trace = toy.column_trace(a, b, slip, language, rng)
         return f" <think>\n{trace}\n</think> <answer> {traced_sum(a, b, slip)} </answer>"
     if style == "answer straight away":
         return f" <think>\n</think> <answer> {a + b} </answer>"
@@ -368,7 +347,7 @@ def train_rl(base, tokenizer, settings: Settings, eval_pairs, every: int = 20, p
              reward_fn=reward):
     """GRPO from ``base`` (kept as the frozen reference) with rewards from ``reward_fn(text, gold)``.
     Returns (policy, RLLog)."""
-    from tqdm.auto import tqdm
+    from course_utils.progress import bar
 
     policy, reference = copy.deepcopy(base), base.eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=settings.rl_lr, weight_decay=0.0)
@@ -377,7 +356,7 @@ def train_rl(base, tokenizer, settings: Settings, eval_pairs, every: int = 20, p
     log, started = RLLog(), time.time()
     log.evals.append({"step": 0, **measure(policy, tokenizer, eval_pairs,
                                                      max_new_tokens=settings.max_new_tokens)})
-    for step in tqdm(range(1, settings.rl_steps + 1), desc="GRPO", disable=not progress, mininterval=2.0):
+    for step in bar(range(1, settings.rl_steps + 1), desc="GRPO", disable=not progress, mininterval=2.0):
         pairs = pool[(step - 1) * settings.prompts_per_step:step * settings.prompts_per_step]
         result = grpo_step(policy, reference, optimizer, tokenizer, pairs, settings, reward_fn)
         log.tokens_sampled += result.pop("tokens")

@@ -11,6 +11,8 @@ import re
 from collections import Counter
 
 THINK_START, THINK_END = "<think>", "</think>"
+# DeepSeek's instruction for math problems, in the user's message (R1 model card, "Usage Recommendations")
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
 def split_reasoning(text: str, thinking_open: bool = True) -> tuple[str, str]:

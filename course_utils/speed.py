@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from course_utils.inference import sampling_options, stream_server
-from course_utils.serving import proc_stat
+from course_utils.processes import proc_stat
 
 
 def _one_streamed_request(client, model: str, question: str, sampling: dict) -> dict:
@@ -41,7 +41,7 @@ def _one_streamed_request(client, model: str, question: str, sampling: dict) -> 
 def load_test(client, model: str, questions: list[str], concurrency: int = 8, progress: bool = True,
               **sampling) -> tuple[list[dict], float]:
     """Send every question, ``concurrency`` requests in flight at a time. Returns (records, wall seconds)."""
-    from tqdm.auto import tqdm
+    from course_utils.progress import bar
 
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
@@ -49,9 +49,8 @@ def load_test(client, model: str, questions: list[str], concurrency: int = 8, pr
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(_one_streamed_request, client, model, q, sampling) for q in questions]
-        bar = tqdm(as_completed(futures), total=len(futures), desc=f"{concurrency} in flight", disable=not progress,
-                   mininterval=1.0, leave=False)
-        records = [f.result() for f in bar]
+        done = bar(as_completed(futures), total=len(futures), desc=f"{concurrency} in flight", disable=not progress)
+        records = [f.result() for f in done]
     return records, time.perf_counter() - started
 
 

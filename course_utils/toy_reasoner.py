@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.distill import kd_loss
-from course_utils.reasoning import extract_boxed, split_reasoning
+from course_utils.reasoning import BOXED_INSTRUCTION, extract_boxed, split_reasoning
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 USER, ASSISTANT = "<｜User｜>", "<｜Assistant｜>"
 PAD, UNK = "<｜▁pad▁｜>", "<｜unk｜>"
 THINK_START, THINK_END = "<think>", "</think>"
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 TOKEN_PATTERN = r"\d|[A-Za-z]+|\s|[^\sA-Za-z\d]"   # one token per digit, word, space or symbol
 WORDS = ("What is write carry final the answer Please reason step by and put your within boxed " +
          "You are a helpful assistant").split()
@@ -63,22 +62,34 @@ def question(a: int, b: int, instruction: bool = False) -> str:
     return (f"{BOXED_INSTRUCTION} " if instruction else "") + f"What is {a} + {b}?"
 
 
-def trace(a: int, b: int) -> str:
-    """Column addition, lowest digit first, one line per digit with its carry."""
+# The column method's words in two languages (German in ASCII: "behalte" = "carry"). The toy R1 writes English;
+# notebook 05's corpus has authors who write German, or switch language from line to line.
+COLUMN_WORDS = {"English": {"write": "write", "carry": "carry", "final": "final carry"},
+                "German": {"write": "schreibe", "carry": "behalte", "final": "am Ende behalte"}}
+
+
+def column_trace(a: int, b: int, forget_carry_at: int | None = None, language: str = "English",
+                 rng: random.Random | None = None) -> str:
+    """Column addition of two 3-digit numbers, lowest digit first, one line per digit with its carry: the toy R1's
+    reasoning. In English, German or both ("mixed": each line's language drawn with ``rng``), optionally with the
+    carry out of one column dropped (a careless author's slip, in notebook 05's corpus)."""
+    rng = rng or random.Random(0)
+    pick = (lambda: rng.choice(list(COLUMN_WORDS))) if language == "mixed" else (lambda: language)
     lines, carry = [], 0
-    da, db = str(a).zfill(3)[::-1], str(b).zfill(3)[::-1]
-    for x, y in zip(da, db, strict=True):
+    for i, (x, y) in enumerate(zip(str(a).zfill(3)[::-1], str(b).zfill(3)[::-1], strict=True)):
         s = int(x) + int(y) + carry
-        lines.append(f"{x}+{y}+{carry}={s}: write {s % 10}, carry {s // 10}")
-        carry = s // 10
+        out = 0 if i == forget_carry_at else s // 10
+        words = COLUMN_WORDS[pick()]
+        lines.append(f"{x}+{y}+{carry}={s}: {words['write']} {s % 10}, {words['carry']} {out}")
+        carry = out
     if carry:
-        lines.append(f"final carry {carry}")
+        lines.append(f"{COLUMN_WORDS[pick()]['final']} {carry}")
     return "\n".join(lines)
 
 
 def completion(a: int, b: int, with_trace: bool = True, thinking: str | None = None) -> str:
     """What the assistant writes after the prompt's ``<think>\\n``: the thinking, ``</think>``, the boxed answer."""
-    body = trace(a, b) if with_trace else ""
+    body = column_trace(a, b) if with_trace else ""
     if thinking is not None:
         body = thinking
     return f"{body}\n{THINK_END}\n\n\\boxed{{{a + b}}}"
@@ -227,7 +238,7 @@ def train(model, data: Examples, settings: TrainSettings, teacher=None, progress
     """AdamW, linear warm-up then cosine decay to zero (the decay matters for exact answers).
     With a ``teacher``: token-level logit distillation (``kd_loss``) on the answer tokens.
     ``callback(step)`` runs every ``every`` steps and at the end (e.g. to measure accuracy as training goes)."""
-    from tqdm.auto import tqdm
+    from course_utils.progress import bar
 
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -239,7 +250,7 @@ def train(model, data: Examples, settings: TrainSettings, teacher=None, progress
     model.train()
     losses, started = [], time.time()
     # mininterval: few updates, because a notebook kernel drops output messages beyond ~1000 per busy cell
-    steps = tqdm(range(1, settings.steps + 1), desc="training", disable=not progress, leave=False, mininterval=2.0)
+    steps = bar(range(1, settings.steps + 1), desc="training", disable=not progress, mininterval=2.0)
     for step in steps:
         rows = torch.randint(0, len(data.input_ids), (settings.batch_size,), generator=generator)
         ids, labels = data.input_ids[rows].to(model.device), data.labels[rows].to(model.device)

@@ -10,12 +10,13 @@ import urllib.request
 
 import pytest
 
-from course_utils import hardware, pricing, serving, speed, vllm_parts
+from course_utils import hardware, model_source, pricing, speed, vllm_parts
 from course_utils import toy_reasoner as R
 from course_utils.deploy import BentoServer, build_bento, deploy_commands, settings_from_env
-from course_utils.serving import is_running, port_is_free
+from course_utils.processes import is_running, port_is_free
 
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+server = pytest.mark.server
 CPU = hardware.Device("cpu", "CPU", 0, 24.0, 24.0, True, 2, 24.0)
 T4 = hardware.Device("cuda", "Tesla T4", 1, 15.0, 14.5, False, 8, 50.0)
 H100 = hardware.Device("cuda", "NVIDIA H100 80GB HBM3", 1, 79.1, 78.5, True, 16, 200.0)
@@ -47,7 +48,7 @@ def test_cpu_defaults_serve_the_toy_r1():
 
 def test_gpu_defaults_follow_the_calculator(monkeypatch):
     """The GPU default is what notebook 00's calculator picks for the free memory, in a dtype the GPU computes in."""
-    monkeypatch.setattr(serving, "hub_reachable", lambda: True)
+    monkeypatch.setattr(model_source, "hub_reachable", lambda: True)
     for device in (T4, H100):
         s = settings_from_env({}, device)
         expected = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=8192)
@@ -57,7 +58,7 @@ def test_gpu_defaults_follow_the_calculator(monkeypatch):
 
 
 def test_a_gpu_default_offline_says_it_needs_the_hub(monkeypatch):
-    monkeypatch.setattr(serving, "hub_reachable", lambda: False)
+    monkeypatch.setattr(model_source, "hub_reachable", lambda: False)
     with pytest.raises(ConnectionError, match="not downloaded here and huggingface.co cannot be reached"):
         settings_from_env({}, H100)
 
@@ -131,6 +132,7 @@ def test_cpu_seconds_splits_the_engine_from_the_http_side():
 
 
 @needs_vllm
+@server
 def test_a_service_whose_engine_cannot_start_fails_fast_with_the_cause(tmp_path):
     """BentoML's supervisor would restart the failing worker for ever; the context manager stops at the first
     failure and quotes the cause from the log."""
@@ -154,8 +156,12 @@ def test_bento_build_packs_the_service_and_the_toy_model(tmp_path):
 
 
 @needs_vllm
-def test_service_answers_openai_and_solve_refuses_bad_input_and_cleans_up():
-    with BentoServer(R.checkpoint_path(), max_model_len=256, dtype="float32") as service:
+@server
+def test_service_answers_openai_and_solve_refuses_bad_input_and_an_interrupt_stops_it():
+    """One service start for all of it; at the end a KeyboardInterrupt inside the block (a learner's stop button)
+    still stops the whole process tree."""
+    service = BentoServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
+    with pytest.raises(KeyboardInterrupt), service:
         tree = service.processes()
         assert len(tree) >= 3 and service.base_url == service.url + "/v1"
         client = service.client()
@@ -186,20 +192,12 @@ def test_service_answers_openai_and_solve_refuses_bad_input_and_cleans_up():
             metrics = response.read().decode()
         assert "bentoml_service_request_total" in metrics
         assert speed.metric_total(speed.read_metrics(service.url), "vllm:generation_tokens_total") > 100
+        raise KeyboardInterrupt
     assert not any(map(is_running, tree)) and port_is_free(service.port) and service.process is None
 
 
 @needs_vllm
-def test_an_exception_inside_the_block_still_stops_everything():
-    service = BentoServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
-    with pytest.raises(KeyboardInterrupt):
-        with service:
-            tree = service.processes()
-            raise KeyboardInterrupt
-    assert not any(map(is_running, tree)) and port_is_free(service.port)
-
-
-@needs_vllm
+@server
 def test_the_service_dies_with_the_kernel(tmp_path):
     """A Python process (standing in for a Jupyter kernel) starts the service and is SIGKILLed: no process of the
     service's tree (BentoML's supervisor, its worker in a session of its own, vLLM's engine) outlives it."""

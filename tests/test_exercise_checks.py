@@ -14,7 +14,7 @@ from course_utils import exercise_cases as cases
 from course_utils import moe as M
 from course_utils.distill import kd_loss
 from course_utils.exercises import check_function
-from course_utils.serving import kv_cache_capacity
+from course_utils.kv_cache import kv_cache_capacity
 
 GIB = 2**30
 KV_8B = catalog.kv_cache_bytes_per_token("R1-Distill-Llama-8B")

@@ -8,7 +8,8 @@ import pytest
 from course_utils import toy_reasoner as R
 from course_utils.hardware import Device
 from course_utils.inference import TransformersChat, generation_config_path, generation_defaults, sampling_options
-from course_utils.serving import VLLMServer, check_model, memory_from_log
+from course_utils.model_source import check_model
+from course_utils.serving import VLLMServer, memory_from_log
 from course_utils.speed import engine_table, histogram, load_summary
 
 CPU_24 = Device("cpu", "CPU", 0, 24.0, 24.0, True, 2, 24.0)
@@ -59,10 +60,10 @@ def test_model_too_big_for_this_gpu_names_one_that_fits():
 
 
 def test_hub_model_while_offline_is_refused(monkeypatch):
-    from course_utils import serving
+    from course_utils import model_source
 
-    monkeypatch.setattr(serving, "hub_reachable", lambda timeout=3.0: False)
-    monkeypatch.setattr(serving, "_in_hub_cache", lambda repo: False)
+    monkeypatch.setattr(model_source, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(model_source, "_in_hub_cache", lambda repo: False)
     with pytest.raises(ConnectionError, match="not downloaded here and huggingface.co cannot be reached"):
         check_model("DeepSeek-R1-Distill-Qwen-1.5B", device=CPU_24)
 

@@ -33,17 +33,17 @@ def test_toy_problems_are_the_held_out_set():
 
 
 def test_benchmark_offline_and_unknown_names_are_clear(monkeypatch):
-    from course_utils import serving
+    from course_utils import model_source
 
     with pytest.raises(ValueError, match="unknown benchmark"):
         problems.benchmark("GSM9K")
-    monkeypatch.setattr(serving, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(model_source, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ConnectionError, match="cannot be reached.*word_problems"):
         problems.benchmark("MATH-500", n=10)
 
 
 def test_check_steps_finds_the_wrong_line():
-    good = R.trace(478, 958)
+    good = R.column_trace(478, 958)
     assert all(row["right"] for row in R.check_steps(good)) and len(R.check_steps(good)) == 4
     bad = good.replace("7+5+1=13: write 3", "7+5+1=12: write 2")
     assert [row["right"] for row in R.check_steps(bad)] == [True, False, True, True]

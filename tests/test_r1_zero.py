@@ -27,10 +27,10 @@ def test_template_is_the_papers_and_tokenizes_without_unknowns(tokenizer):
 
 def test_the_column_trace_and_a_forgotten_carry():
     assert Z.carries(473, 958) == [1, 1, 1]
-    assert Z.column_trace(473, 958) == R.trace(473, 958)          # notebook 02's method, word for word
+    assert R.column_trace(473, 958) == R.completion(473, 958).split("\n</think>")[0]   # the toy R1's trace
     assert Z.traced_sum(473, 958) == 1431
     assert Z.traced_sum(473, 958, forget_carry_at=0) == 1421       # the tens column lost its carry
-    german = Z.column_trace(473, 958, language="German")
+    german = R.column_trace(473, 958, language="German")
     assert "schreibe 1, behalte 1" in german and "am Ende behalte 1" in german and "write" not in german
 
 

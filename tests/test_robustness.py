@@ -25,6 +25,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.training
 def test_teacher_recipe_clears_the_bar_with_another_seed_and_one_thread(one_thread):
     recipe = R.Recipe(seed=1)   # the notebook and the checkpoint use seed 0
     tokenizer = R.build_tokenizer()

@@ -9,10 +9,12 @@ import pytest
 
 from course_utils import toy_reasoner as R
 from course_utils.inference import chat_server, stream_server
-from course_utils.serving import VLLMServer, port_is_free
+from course_utils.processes import port_is_free
+from course_utils.serving import VLLMServer
 from course_utils.speed import histogram, load_summary, load_test, metric_total, read_metrics
 
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+server = pytest.mark.server
 
 
 def alive(pid: int) -> bool:
@@ -35,6 +37,7 @@ def test_busy_port_is_refused_at_once(busy_port):
 
 
 @needs_vllm
+@server
 def test_a_server_that_dies_during_startup_raises_with_its_log(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
     server = VLLMServer(tmp_path, startup_timeout=120)
@@ -45,8 +48,12 @@ def test_a_server_that_dies_during_startup_raises_with_its_log(tmp_path):
 
 
 @needs_vllm
-def test_real_server_chat_stream_reasoning_and_clean_shutdown():
-    with VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32") as server:
+@server
+def test_real_server_chat_stream_reasoning_and_stopped_even_by_an_interrupt():
+    """One server start for all of it: the reasoning parser on plain and streamed replies, the course's helpers,
+    and at the end a KeyboardInterrupt inside the block (a learner's stop button) still stops the server."""
+    server = VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
+    with pytest.raises(KeyboardInterrupt), server:
         pid = server.process.pid
         assert server.base_url.endswith("/v1")
         client = server.client()
@@ -66,20 +73,12 @@ def test_real_server_chat_stream_reasoning_and_clean_shutdown():
             content += (delta.content or "") if delta else ""
         assert "carry" in reasoning and content.strip() == "\\boxed{1035}"
         check_helpers_load_test_metrics_and_memory(server, client)
+        raise KeyboardInterrupt
     assert not alive(pid) and server.process is None and port_is_free(server.port)
 
 
 @needs_vllm
-def test_shutdown_on_exception_leaves_nothing_running():
-    server = VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
-    with pytest.raises(KeyboardInterrupt):
-        with server:
-            pid = server.process.pid
-            raise KeyboardInterrupt
-    assert not alive(pid) and port_is_free(server.port)
-
-
-@needs_vllm
+@server
 def test_server_dies_when_the_kernel_is_killed(tmp_path):
     """A Python process (standing in for a Jupyter kernel) starts a server and is then SIGKILLed: no orphan."""
     import subprocess
@@ -136,7 +135,7 @@ def check_helpers_load_test_metrics_and_memory(server, client):
 
 
 def test_kv_tokens_tolerance_follows_vllms_rounding():
-    from course_utils.serving import kv_tokens_tolerance
+    from course_utils.kv_cache import kv_tokens_tolerance
 
     assert kv_tokens_tolerance(768, 16, gib_logged_exactly=True) == 0          # the toy on a CPU: exact
     # R1-Distill-Qwen-1.5B: 28 layers x 2 KV heads x 128 x 2 (K, V) x 2 bytes = 28,672 bytes per token

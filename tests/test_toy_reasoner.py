@@ -62,7 +62,7 @@ def test_the_checkpoint_adds_held_out_numbers(checkpoint):
 
 
 def test_task_format_and_training_data():
-    assert R.trace(473, 958).splitlines() == ["3+8+0=11: write 1, carry 1", "7+5+1=13: write 3, carry 1",
+    assert R.column_trace(473, 958).splitlines() == ["3+8+0=11: write 1, carry 1", "7+5+1=13: write 3, carry 1",
                                               "4+9+1=14: write 4, carry 1", "final carry 1"]
     assert R.completion(473, 958).endswith("</think>\n\n\\boxed{1431}")
     assert R.completion(1, 2, with_trace=False) == "\n</think>\n\n\\boxed{3}"

@@ -38,6 +38,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.server
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (e.g. macOS)")
 def test_offline_engine_serves_the_toy_checkpoint():
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")

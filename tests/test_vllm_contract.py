@@ -183,9 +183,9 @@ def gpu_device(name: str):
 @pytest.mark.parametrize("gpu_name", ["T4-16GB", "L4-24GB", "A100-80GB", "H200-141GB"])
 def test_the_service_s_engine_arguments_parse_on_every_gpu_class(monkeypatch, gpu_name):
     """What the BentoML service hands vLLM's server, for the distill the deploy commands pick for each GPU."""
-    from course_utils import deploy, serving, vllm_parts
+    from course_utils import deploy, model_source, vllm_parts
 
-    monkeypatch.setattr(serving, "hub_reachable", lambda timeout=3.0: True)      # nothing is downloaded here
+    monkeypatch.setattr(model_source, "hub_reachable", lambda timeout=3.0: True)      # nothing is downloaded here
     commands = deploy.deploy_commands("deepseek-distill:v1", gpu_name)
     environ = dict(re.findall(r"-e (SERVICE_\w+)=(\S+)", commands["run it on a machine with that GPU"]))
     settings = deploy.settings_from_env(environ, device=gpu_device(gpu_name))

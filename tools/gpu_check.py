@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_notebooks import ROOT, run  # noqa: E402
 
 from course_utils import catalog, flavour, gpu_path, hardware  # noqa: E402
-from course_utils.serving import hub_reachable  # noqa: E402
+from course_utils.model_source import hub_reachable  # noqa: E402
 
 NOTEBOOKS = {"03": "03_serving_distills.ipynb", "04": "04_examining_reasoning.ipynb"}
 
