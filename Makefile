@@ -11,8 +11,15 @@ PORT ?= 3000
 setup:
 	@$(PY) tools/setup_env.py
 
-lab: setup            ## open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks/
+# STUDENT=1 opens the hand-out copies (no outputs, no worked solutions, no checks cells; written by `make student`),
+# QUICK=1 runs every notebook in its quick mode (COURSE_QUICK=1). Jupyter refuses to run as root without
+# --allow-root (the default user in Docker and many WSL shells): added there, with a note.
+LAB_DIR = $(if $(STUDENT),build/student,notebooks)
+AS_ROOT = $(shell [ "$$(id -u)" = 0 ] && echo yes)
+lab: setup            ## open the course in JupyterLab (STUDENT=1: the hand-out copies; QUICK=1: quick mode)
+	@if [ -n "$(STUDENT)" ]; then $(BIN)/python tools/make_student.py; fi
+	@if [ -n "$(AS_ROOT)" ]; then echo "Note: running as root, so JupyterLab starts with --allow-root."; fi
+	$(if $(QUICK),COURSE_QUICK=1 )$(BIN)/jupyter lab $(LAB_DIR) $(if $(AS_ROOT),--allow-root)
 
 check: setup          ## the fast lane: unit tests without servers, training or notebooks (about 1 minute)
 	$(BIN)/python -m pytest tests -m "not (server or training or notebook)"
@@ -20,7 +27,7 @@ check: setup          ## the fast lane: unit tests without servers, training or 
 # Two workers, each notebook or test file whole in one of them, longest first (conftest.py gives each its share of
 # the cores): what CI runs.
 test: setup           ## the full suite: unit tests + every notebook executed by nbval
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --junitxml=build/test-times.xml
 
 # The vLLM contract tests (tests/test_vllm_contract.py) against the CUDA-12 set (vllm 0.19.1 + torch 2.10.0), in a
 # side environment: its CUDA wheels install and import on any Linux x86-64 machine, GPU or not. The first run downloads

@@ -262,17 +262,3 @@ def exercise_06_3(answer, bad_inputs) -> bool:
                  hint="which rule depends on the prompt's length? look at the messages in the refusals table",
                  mistakes=[(name, "the annotations catch that one (read its message in the refusals table)")
                            for name in others])
-
-
-# ---------------------------------------------------------------- references for the coding exercises
-
-
-def v3_route_sorted(logits, bias, k: int, n_group: int, topk_group: int):
-    """Notebook 01, exercise 4: the course's V3 router (no 2.5 scaling), each token's experts in ascending order so
-    that any correct order of work compares equal: ``(indices, weights)``."""
-    from course_utils.moe import deepseek_v3_topk
-
-    weights, indices, _ = deepseek_v3_topk(logits, bias, k, n_group, topk_group, norm_topk_prob=True,
-                                           routed_scaling_factor=1.0)
-    order = indices.argsort(dim=-1)
-    return indices.gather(1, order), weights.gather(1, order)

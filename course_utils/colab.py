@@ -1,5 +1,6 @@
-"""The second half of every notebook's Colab set-up cell: install the notebook's extras pinned for this runtime (vLLM
-with the torch its GPU driver can run), and stop with what to do when the runtime must restart to use them.
+"""The logic of every notebook's set-up cell: on Colab, install the notebook's extras pinned for this runtime (vLLM
+with the torch its GPU driver can run), and stop with what to do when the runtime must restart to use them;
+everywhere, say which mode (full or quick) this run is in.
 
 Standard library only (it runs right after the course package is installed, before anything else is imported).
 """
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from course_utils import quick
 from course_utils.flavour import colab_packages, driver_cuda_version, has_nvidia_gpu
 
 WATCHED = ("torch", "numpy", "transformers")   # packages a runtime may have imported before this cell ran
@@ -41,3 +43,14 @@ def install_extras(extras: list[str]) -> None:
     if stale := stale_modules(before, importlib.metadata.version):
         raise SystemExit(f"Restart needed: this runtime had already imported {', '.join(stale)}. Use Runtime > "
                          "Restart session, then run the notebook from the top (the packages stay installed).")
+
+
+def set_up(extras: list[str]) -> None:
+    """The set-up cell: on Colab the extras (``install_extras``); everywhere one line on where and in which mode this
+    runs. (Importing course_utils, as the cell does before anything imports torch, also sets torch's OpenMP spin.)"""
+    if "google.colab" in sys.modules:
+        install_extras(extras)
+        print("Colab: the course package and this notebook's extras are installed.")
+    else:
+        print("Not on Colab: nothing to install.")
+    print(quick.banner())

@@ -63,9 +63,10 @@ def load_warning(load_1min: float, cores: int) -> str | None:
     slower = (cores + load_1min) / cores
     return (f"the load average is {load_1min:.1f} on {cores} cores: other processes are using the CPU. The notebooks' "
             f"stated times are for idle cores; expect them to take at least {slower:.1f}x as long, several times "
-            "that for training cells whose threads must wait for a busy core (benchmarks/omp_spin.py; the Makefile's "
-            "GOMP_SPINCOUNT limits it), and a heavy cell can then pass `make test`'s 900 s limit. Fix: stop the "
-            "other jobs (see `top`), then run `make doctor` again")
+            "that for training cells whose threads must wait for a busy core (benchmarks/omp_spin.py; the "
+            "GOMP_SPINCOUNT course_utils sets limits it), and a heavy cell can then pass `make test`'s 900 s limit. "
+            "Fix: stop the other jobs (see `top`), then run `make doctor` again; or work in the quick mode, about 2 "
+            "minutes a notebook even on busy cores: `make lab QUICK=1` (or COURSE_QUICK=1 in the environment)")
 
 
 def cpu_flags() -> set[str]:

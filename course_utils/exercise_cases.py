@@ -85,6 +85,72 @@ def random_expert_choices(n: int = 60, seed: int = 3) -> list[tuple]:
     return cases
 
 
+def random_sequence_routings(n: int = 60, seed: int = 11) -> list[tuple]:
+    """Notebook 01, the sequence-wise balance loss: (sigmoid affinities [sequences x length, experts], chosen experts
+    [tokens, k], experts, length, k, alpha), 1-4 sequences whose loads differ."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        experts, k, length, sequences = rng.choice([4, 8, 16]), rng.randint(1, 3), rng.randint(2, 12), rng.randint(1, 4)
+        logits = torch.randn(sequences * length, experts, generator=gen) + 2 * torch.rand(experts, generator=gen)
+        indices = logits.topk(k, dim=-1).indices
+        cases.append((logits.sigmoid(), indices, experts, length, k, rng.choice([1e-4, 1e-3, 0.01])))
+    return cases
+
+
+def random_capacity_cases(n: int = 60, seed: int = 12) -> list[tuple]:
+    """Notebook 01, token dropping: (chosen experts [tokens, k], distinct per token; capacity factor; experts), with
+    factors below and above 1 and skewed loads, so that some experts overflow."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        experts, k, tokens = rng.choice([4, 8]), rng.randint(1, 3), rng.randint(3, 24)
+        preference = torch.rand(experts, generator=gen) * 3          # some experts far more popular than others
+        scores = torch.randn(tokens, experts, generator=gen) + preference
+        indices = scores.topk(k, dim=-1).indices
+        cases.append((indices, rng.choice([0.5, 0.75, 1.0, 1.25, 1.5, 2.0]), experts))
+    return cases
+
+
+def random_sequence_distill(n: int = 60, seed: int = 13) -> list[tuple]:
+    """Notebook 02, token-level distillation on sequences: (student logits [batch, length, vocabulary], teacher
+    logits, labels with -100 on the prompt and the padding, T)."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        batch, length, vocabulary = rng.randint(1, 4), rng.randint(2, 10), rng.randint(3, 12)
+        labels = torch.randint(0, vocabulary, (batch, length), generator=gen)
+        for row in range(batch):
+            prompt = rng.randint(0, length - 1)                      # at least one answer token per row
+            padding = rng.randint(0, length - 1 - prompt)
+            labels[row, :prompt] = -100
+            labels[row, length - padding:] = -100
+        student = 3 * torch.randn(batch, length, vocabulary, generator=gen)
+        teacher = 3 * torch.randn(batch, length, vocabulary, generator=gen)
+        cases.append((student, teacher, labels, rng.choice([1.0, 2.0, 4.0, 8.0])))
+    return cases
+
+
+def random_language_texts(n: int = 200, seed: int = 14) -> list[tuple]:
+    """Notebook 05, the language-consistency reward's English share: completions in the corpus's styles, their
+    thinking in English, German or both, and texts without the format."""
+    from course_utils import r1_zero
+
+    rng = random.Random(seed)
+    styles = list(r1_zero.STYLES)
+    cases = []
+    for _ in range(n):
+        a, b = rng.randint(100, 999), rng.randint(100, 999)
+        text = r1_zero.completion(a, b, rng.choice(styles), rng)
+        if rng.random() < 0.1:
+            text = text.replace("<think>", "").replace("</think>", "")   # the format broken: the whole text
+        cases.append((text,))
+    return cases
+
+
 def random_distill_logits(n: int = 60, seed: int = 4, labels: bool = False) -> list[tuple]:
     """Notebook 02, the distillation loss: (student logits, teacher logits, T[, labels, alpha]) for batches of 1-8
     examples and 2-10 classes, at temperatures from 1 to 20."""

@@ -5,9 +5,17 @@ from __future__ import annotations
 import math
 
 
+def _plain(text: str) -> str:
+    """A label as a learner may type it: a written "\\n" and a real line break are the same, and so are runs of
+    spaces and line breaks (a table shows a label's line break as "\\n")."""
+    return " ".join(text.replace("\\n", "\n").split())
+
+
 def _matches(answer, expected, rel: float) -> bool:
     if isinstance(expected, (set, frozenset)):
-        return any(answer == option for option in expected)   # no hashing: an answer may be a list
+        return any(_matches(answer, option, rel) for option in expected)   # no hashing: an answer may be a list
+    if isinstance(expected, str) and isinstance(answer, str):
+        return _plain(answer) == _plain(expected)
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         try:
             return math.isclose(float(answer), float(expected), rel_tol=rel)
@@ -50,10 +58,75 @@ def _same(got, expected, rel: float) -> bool:
     return type(got) is type(expected) and got == expected
 
 
-def check_function(name: str, function, reference, cases: list[tuple], *, rel: float = 1e-4, hint: str = "") -> bool:
+def first_difference(got, expected, rel: float, where: str = "") -> str:
+    """Where ``got`` first differs from ``expected``, in a line: the position (an index into the tensor or list),
+    the expected and the returned value; or the shape or type when those already differ."""
+    import torch
+
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return (f"{where or 'the result'}: expected a tensor of shape {tuple(expected.shape)}, "
+                    f"got {_brief_value(got)}")
+        if got.shape != expected.shape:
+            return f"{where or 'the result'}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
+        differs = ~torch.isclose(got.float(), expected.float(), rtol=rel, atol=1e-6)
+        if not differs.any():
+            return f"{where or 'the result'}: equal"
+        index = tuple(int(i) for i in differs.nonzero()[0])
+        position = f"{where}[{', '.join(map(str, index))}]: " if index else (f"{where}: " if where else "")
+        return f"{position}expected {_number(expected[index].item())}, got {_number(got[index].item())}"
+    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
+        if len(got) != len(expected):
+            return f"{where or 'the result'}: expected {len(expected)} items, got {len(got)}"
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            if not _same(g, e, rel):
+                return first_difference(g, e, rel, f"{where}[{i}]")
+    return f"{where + ': ' if where else ''}expected {_brief_value(expected)}, got {_brief_value(got)}"
+
+
+def _number(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def _brief_value(value, width: int = 60) -> str:
+    """A value in a few words: tensors by shape and their first numbers, long texts cut."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        flat = value.flatten()[:4].tolist()
+        more = ", ..." if value.numel() > 4 else ""
+        return f"tensor{tuple(value.shape)} [{', '.join(_number(v) for v in flat)}{more}]"
+    if isinstance(value, float):
+        return _number(value)
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    return text[:width - 5] + " ...'" if isinstance(value, str) else text[:width] + " ..."
+
+
+def excerpt(args: tuple) -> str:
+    """A case's arguments, each in a few words (a 40-number tensor would fill the screen)."""
+    return "(" + ", ".join(_brief_value(a) for a in args) + ")"
+
+
+def _matches_mistake(got, args, mistakes, rel: float) -> str | None:
+    """What went wrong, when the learner's result equals a classic mistake's result on this case."""
+    for wrong, why in mistakes:
+        try:
+            if _same(got, wrong(*args), rel):
+                return why
+        except Exception:   # a mistake that does not apply to this input
+            continue
+    return None
+
+
+def check_function(name: str, function, reference, cases: list[tuple], *, rel: float = 1e-4, hint: str = "",
+                   mistakes: list[tuple] = ()) -> bool:
     """Run a learner's ``function`` and the course's tested ``reference`` on every case (a tuple of arguments) and
-    compare. A stub that raises ``NotImplementedError`` means not written yet (no failure). On the first mismatch it
-    says which input, what was expected and what came back, so the learner can reproduce it."""
+    compare. A stub that raises ``NotImplementedError`` means not written yet (no failure). On the first case that
+    differs it shows the input (in brief), the first element that differs (position, expected, got), and, when the
+    result is one of the classic ``mistakes`` (pairs of a wrong function and what it gets wrong), names the
+    mistake; otherwise the hint."""
     for number, args in enumerate(cases, 1):
         try:
             got = function(*args)
@@ -61,12 +134,16 @@ def check_function(name: str, function, reference, cases: list[tuple], *, rel: f
             print(f"{name}: not written yet. Fill in the function and run this cell again.")
             return False
         except Exception as error:   # the learner's code: report it, do not stop the notebook
-            print(f"{name}: case {number} of {len(cases)} raised {type(error).__name__}: {error}\n  input: {args!r}")
+            print(f"{name}: case {number} of {len(cases)} raised {type(error).__name__}: {error}\n"
+                  f"  input: {excerpt(args)}")
             return False
         expected = reference(*args)
         if not _same(got, expected, rel):
-            print(f"{name}: case {number} of {len(cases)} is not right yet.\n  input:    {args!r}\n"
-                  f"  expected: {expected!r}\n  got:      {got!r}" + (f"\n  Hint: {hint}" if hint else ""))
+            mistake = _matches_mistake(got, args, mistakes, rel)
+            advice = f"\n  Looks like a classic mistake: {mistake}" if mistake else ""
+            advice = advice or (f"\n  Hint: {hint}" if hint else "")
+            print(f"{name}: case {number} of {len(cases)} is not right yet.\n  input: {excerpt(args)}\n"
+                  f"  first difference: {first_difference(got, expected, rel)}{advice}")
             return False
     print(f"{name}: correct on all {len(cases)} cases.")
     return True

@@ -136,6 +136,8 @@ def engine_options(*, max_model_len: int | None = None, dtype: str | None = None
     installed vLLM's ``EngineArgs``). On a CPU: eager mode, the fastest start."""
     if cpu:
         options.setdefault("enforce_eager", True)
+        # the toy loads in a blink; its loading bar (a notebook widget) would be saved as "0%" in the page
+        options.setdefault("use_tqdm_on_load", False)
     if max_model_len:
         options["max_model_len"] = max_model_len
     if dtype:

@@ -250,14 +250,20 @@ class MoE(nn.Module):
         return total, total - (c.n_experts - c.top_k) * per_expert
 
 
-def apply_capacity(routing: Routing, capacity_factor: float, n_experts: int) -> None:
-    """Token dropping (Switch Transformer): each expert takes at most C = ceil(cf * tokens * k / experts)
-    assignments, first come first served in token order; the rest get weight 0 (the token skips that expert)."""
-    tokens, k = routing.indices.shape
+def capacity_mask(indices: torch.Tensor, capacity_factor: float, n_experts: int) -> torch.Tensor:
+    """Token dropping (Switch Transformer): which of the ``indices`` [tokens, k] assignments an expert keeps when each
+    takes at most C = ceil(factor x tokens x k / experts), first come first served, token by token."""
+    tokens, k = indices.shape
     capacity = math.ceil(capacity_factor * tokens * k / n_experts)
-    one_hot = F.one_hot(routing.indices.reshape(-1), n_experts)        # [tokens * k, experts], token-major order
+    one_hot = F.one_hot(indices.reshape(-1), n_experts)                 # [tokens * k, experts], token-major order
     position = (one_hot.cumsum(dim=0) * one_hot).sum(dim=-1) - 1        # arrival rank of each assignment
-    keep = (position < capacity).reshape(tokens, k)
+    return (position < capacity).reshape(tokens, k)
+
+
+def apply_capacity(routing: Routing, capacity_factor: float, n_experts: int) -> None:
+    """Drop the assignments past each expert's capacity (``capacity_mask``): they get weight 0, so the token skips
+    that expert."""
+    keep = capacity_mask(routing.indices, capacity_factor, n_experts)
     routing.weights = routing.weights * keep
     routing.dropped = 1.0 - keep.float().mean().item()
 

@@ -343,15 +343,24 @@ def student_settings(recipe: Recipe) -> TrainSettings:
     return TrainSettings(recipe.student_steps, seed=recipe.seed + 3)
 
 
+def trace_problems(recipe: Recipe) -> list[tuple[int, int]]:
+    """The new problems the teacher writes solutions for: none held out, none it was trained on."""
+    exclude = set(held_out_problems()) | set(problems(recipe.train_problems, seed=recipe.seed + 1))
+    return problems(recipe.trace_problems, seed=recipe.seed + 2, exclude=exclude)
+
+
+def keep_right(pairs, completions: list[str]) -> list[tuple[tuple[int, int], str]]:
+    """Rejection sampling: (problem, thinking) of each completion whose boxed answer is the right sum."""
+    return [(pair, split_reasoning(c)[0]) for pair, c in zip(pairs, completions, strict=True)
+            if extract_boxed(c) == str(pair[0] + pair[1])]
+
+
 def teacher_traces(teacher, tokenizer, recipe: Recipe) -> tuple[list, list[str], float]:
     """The teacher writes a solution for each new problem; keep those whose boxed answer is right
     (rejection sampling, as for R1's 600k reasoning samples). Returns (pairs, thinking texts, kept fraction)."""
-    exclude = set(held_out_problems()) | set(problems(recipe.train_problems, seed=recipe.seed + 1))
-    pairs = problems(recipe.trace_problems, seed=recipe.seed + 2, exclude=exclude)
-    prompts = [prompt_text(tokenizer, question(a, b)) for a, b in pairs]
-    completions = generate(teacher, tokenizer, prompts)
-    kept = [(p, split_reasoning(c)[0]) for p, c in zip(pairs, completions, strict=True)
-            if extract_boxed(c) == str(p[0] + p[1])]
+    pairs = trace_problems(recipe)
+    completions = generate(teacher, tokenizer, [prompt_text(tokenizer, question(a, b)) for a, b in pairs])
+    kept = keep_right(pairs, completions)
     return [p for p, _ in kept], [t for _, t in kept], len(kept) / len(pairs)
 
 

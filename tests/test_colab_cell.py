@@ -1,5 +1,6 @@
-"""Every notebook's first cell installs the course on Colab; a repository it cannot reach must fail at once with
-what to do (not with a git password prompt or a stack trace from pip)."""
+"""Every notebook's set-up cell (tagged "setup") installs the course on Colab; a repository it cannot reach must fail
+at once with what to do (not with a git password prompt or a stack trace from pip). Anywhere else it says which mode
+the run is in."""
 
 import json
 import sys
@@ -12,7 +13,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def colab_cell(path: Path) -> str:
-    return "".join(json.loads(path.read_text())["cells"][1]["source"])
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [cell for cell in cells if "setup" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: one cell tagged setup"
+    return "".join(tagged[0]["source"])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -22,15 +26,20 @@ def test_an_unreachable_repository_stops_with_what_to_do(path, monkeypatch, tmp_
     url = (tmp_path / "not-a-repository").as_uri()          # fails like an unpublished URL, without the network
     source = source.replace(source.split('REPO_URL = "')[1].split('"')[0], url)
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))   # pretend to be on Colab
-    with pytest.raises(SystemExit, match="Cannot reach .*make set-repo-url"):
+    with pytest.raises(SystemExit, match="Cannot install the course from .*make set-repo-url"):
         exec(compile(source, path.name, "exec"), {})
     assert "installed" not in capsys.readouterr().out
 
 
-def test_outside_colab_the_cell_does_nothing(capsys):
+def test_outside_colab_the_cell_installs_nothing_and_names_the_mode(capsys, monkeypatch):
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
     for path in NOTEBOOKS:
         exec(compile(colab_cell(path), path.name, "exec"), {})
-        assert capsys.readouterr().out == "not on Colab: nothing to install\n"
+        out = capsys.readouterr().out
+        assert out.startswith("Not on Colab: nothing to install.\n") and "Full mode" in out
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    exec(compile(colab_cell(NOTEBOOKS[0]), "quick", "exec"), {})
+    assert "QUICK MODE (COURSE_QUICK=1)" in capsys.readouterr().out
 
 
 def test_a_restart_is_asked_for_only_when_an_imported_package_changed():

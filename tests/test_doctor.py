@@ -59,7 +59,7 @@ def test_load_warning_says_how_much_slower_and_what_to_do():
     assert doctor.load_warning(0.1, 2) is None                 # idle: the stated times hold
     busy = doctor.load_warning(1.0, 2)                          # one other busy thread on 2 cores
     assert "1.0 on 2 cores" in busy and "at least 1.5x as long" in busy and "omp_spin" in busy
-    assert "900 s" in busy and "top" in busy
+    assert "900 s" in busy and "top" in busy and "make lab QUICK=1" in busy
     assert "3.0x" in doctor.load_warning(4.0, 2)
 
 

@@ -3,18 +3,17 @@
 implementation and at least two wrong ones each, on the notebooks' own random cases)."""
 
 import math
+import re
 
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import answers, catalog, grpo, hardware, pricing, speed
+from course_utils import answers, catalog, coding_checks, hardware, r1_zero
 from course_utils import exercise_cases as cases
 from course_utils import moe as M
-from course_utils.distill import kd_loss
 from course_utils.exercises import check_function
-from course_utils.kv_cache import kv_cache_capacity
 
 GIB = 2**30
 KV_8B = catalog.kv_cache_bytes_per_token("R1-Distill-Llama-8B")
@@ -93,114 +92,113 @@ def test_exercise_05_3_says_so_when_no_k_qualifies(capsys):
 # ---------------------------------------------------------------- coding exercises: right and wrong solutions
 
 
-def _dense_kv(config, dtype):
-    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * catalog.BYTES_PER_PARAM[dtype]
+def _sequence_balance(scores, indices, n_experts, seq_len, top_k, alpha):
+    chosen = torch.zeros(indices.shape[0], n_experts).scatter(1, indices, 1.0).view(-1, seq_len, n_experts)
+    f = chosen.sum(dim=1) * n_experts / (top_k * seq_len)
+    p = (scores / scores.sum(dim=-1, keepdim=True)).view(-1, seq_len, n_experts).mean(dim=1)
+    return alpha * (f * p).sum(dim=-1).mean()
 
 
-def _mla_kv(config, dtype):
-    return config["num_hidden_layers"] * (config["kv_lora_rank"] + config["qk_rope_head_dim"]) * \
-        catalog.BYTES_PER_PARAM[dtype]
+def _kept(indices, capacity_factor, n_experts):
+    tokens, k = indices.shape
+    capacity = math.ceil(capacity_factor * tokens * k / n_experts)
+    taken, keep = [0] * n_experts, torch.zeros(tokens, k, dtype=torch.bool)
+    for t in range(tokens):
+        for j in range(k):
+            expert = int(indices[t, j])
+            keep[t, j] = taken[expert] < capacity
+            taken[expert] += 1
+    return keep
 
 
-def _v3_route(logits, bias, k, n_group, topk_group, *, bias_in_weights=False, groups=True, softmax=False):
-    scores = logits.softmax(-1) if softmax else logits.sigmoid()
-    biased = scores + bias
-    tokens, experts = scores.shape
-    if groups:
-        group_score = biased.view(tokens, n_group, -1).topk(2, dim=-1).values.sum(-1)
-        allowed = torch.zeros_like(group_score, dtype=torch.bool).scatter(
-            1, group_score.topk(topk_group, dim=-1).indices, True).repeat_interleave(experts // n_group, dim=1)
-        biased = biased.masked_fill(~allowed, float("-inf"))
-    chosen = biased.topk(k, dim=-1).indices.sort(dim=-1).values
-    weights = (scores + bias if bias_in_weights else scores).gather(1, chosen)
-    return chosen, weights / weights.sum(-1, keepdim=True)
+def _sequence_kd(student, teacher, labels, T):
+    keep = labels != -100
+    log_p, log_q = F.log_softmax(teacher[keep] / T, dim=-1), F.log_softmax(student[keep] / T, dim=-1)
+    return T**2 * (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
 
 
-def _bias_update(bias, indices, n_experts, gamma, *, unseen=True, sign=True, flipped=False):
-    load = torch.bincount(indices.flatten(), minlength=n_experts if unseen else 0).float()  # unseen=False: experts
-    step = torch.sign(load.mean() - load) if sign else load.mean() - load                   # never chosen go missing
-    return bias[:len(load)] + (-gamma if flipped else gamma) * step
+def _english_share(text):
+    parsed = r1_zero.parse(text)
+    words = re.findall(r"[A-Za-z]+", parsed[0] if parsed else text)
+    return 1 - sum(w in r1_zero.GERMAN_WORDS for w in words) / len(words) if words else 1.0
 
 
-def _soft(s, t, T, *, t2=True, reverse=False, student_t=True):
-    log_p = F.log_softmax(t / T, -1)
-    log_q = F.log_softmax(s / T if student_t else s, -1)
-    if reverse:
-        log_p, log_q = log_q, log_p
-    return (T**2 if t2 else 1) * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+def _boxed(text):
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 1, start + len("\\boxed{")
+    for i in range(begin, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[begin:i]
+    return None
 
 
-def _full(s, t, y, T, a, *, hard_at_t=False, t2=True):
-    hard = F.cross_entropy(s / T if hard_at_t else s, y)
-    return a * _soft(s, t, T, t2=t2) + (1 - a) * hard
+def _majority(votes):
+    counts = {}
+    for vote in votes:
+        if vote and vote.strip():
+            counts[vote.strip()] = counts.get(vote.strip(), 0) + 1
+    return max(counts, key=counts.get) if counts else None
 
 
-def _percentile(values, q, *, nearest=False, n_not_n_minus_1=False):
+RIGHT = {   # a right solution for each coding exercise, written as a learner would
+    "00.4": lambda c, d: 2 * c["num_hidden_layers"] * c["num_key_value_heads"] * (
+        c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]) * catalog.BYTES_PER_PARAM[d],
+    "00.5": lambda c, d: c["num_hidden_layers"] * (c["kv_lora_rank"] + c["qk_rope_head_dim"]) * (
+        catalog.BYTES_PER_PARAM[d]),
+    "01.4": _sequence_balance,
+    "01.5": _kept,
+    "02.4": _sequence_kd,
+    "02.5": lambda s, t, T: T * ((s / T).softmax(-1) - (t / T).softmax(-1)) / s.shape[0],
+    "03.4": lambda v, q: _percentile(v, q),
+    "03.5": lambda b, kv, block: int(b // kv) // block * block,
+    "04.4": _majority,
+    "04.5": _boxed,
+    "05.2": _english_share,
+    "05.5": lambda n, c, k: 1 - math.comb(n - c, k) / math.comb(n, k),
+    "06.6": lambda h, n, api: h * n / 3600 / (api / 1e6),
+}
+
+
+def _percentile(values, q):
     ordered = sorted(values)
-    if nearest:
-        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-    position = q / 100 * (len(ordered) - (0 if n_not_n_minus_1 else 1))
-    below = min(int(position), len(ordered) - 1)
+    position = q / 100 * (len(ordered) - 1)
+    below = int(position)
     above = min(below + 1, len(ordered) - 1)
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-CODING = {   # exercise: (reference, cases, rel, right, wrong implementations)
-    "00.4 KV bytes, dense": (catalog.config_kv_bytes_per_token, cases.random_dense_configs(100), 1e-4, _dense_kv, [
-        lambda c, d: _dense_kv(c, d) / 2,                                                       # K or V only
-        lambda c, d: _dense_kv({**c, "num_key_value_heads": c["num_attention_heads"]}, d),       # every head
-        lambda c, d: _dense_kv({k: v for k, v in c.items() if k != "head_dim"}, d)]),           # head_dim ignored
-    "00.5 KV bytes, MLA": (catalog.config_kv_bytes_per_token, cases.random_mla_configs(100), 1e-4, _mla_kv, [
-        lambda c, d: 2 * _mla_kv(c, d),                                                          # K and V of it
-        lambda c, d: c["num_hidden_layers"] * c["kv_lora_rank"] * catalog.BYTES_PER_PARAM[d]]),  # RoPE key left out
-    "01.4 V3 router": (answers.v3_route_sorted, cases.random_router_logits(60), 1e-4, _v3_route, [
-        lambda *a: _v3_route(*a, bias_in_weights=True), lambda *a: _v3_route(*a, groups=False),
-        lambda *a: _v3_route(*a, softmax=True)]),
-    "01.5 bias update": (M.balance_bias_step, cases.random_expert_choices(60), 1e-4, _bias_update, [
-        lambda *a: _bias_update(*a, flipped=True), lambda *a: _bias_update(*a, sign=False),
-        lambda *a: _bias_update(*a, unseen=False)]),
-    "02.4 soft loss": (lambda s, t, T: kd_loss(s, t, temperature=T, alpha=1.0), cases.random_distill_logits(60), 1e-4,
-                       _soft, [lambda s, t, T: _soft(s, t, T, t2=False), lambda s, t, T: _soft(s, t, T, reverse=True),
-                               lambda s, t, T: _soft(s, t, T, student_t=False)]),
-    "02.5 distillation loss": (lambda s, t, y, T, a: kd_loss(s, t, y, temperature=T, alpha=a),
-                               cases.random_distill_logits(60, labels=True), 1e-4, _full,
-                               [lambda *a: _full(*a, hard_at_t=True), lambda *a: _full(*a, t2=False)]),
-    "03.4 percentile": (speed.percentile, cases.random_latencies(100), 1e-4, _percentile, [
-        lambda v, q: _percentile(v, q, nearest=True), lambda v, q: _percentile(v, q, n_not_n_minus_1=True)]),
-    "03.5 KV capacity": (kv_cache_capacity, cases.random_kv_budgets(100), 0,
-                         lambda b, kv, block: int(b // kv) // block * block, [
-                             lambda b, kv, block: int(b // kv),                       # no whole blocks
-                             lambda b, kv, block: round(b / kv / block) * block,      # nearest block
-                             lambda b, kv, block: math.ceil(b / kv / block) * block]),  # rounds up
-    "05.2 k3 KL": (grpo.k3_kl, cases.random_logprob_pairs(60), 1e-4,
-                   lambda lp, ref: torch.exp(ref - lp) - (ref - lp) - 1, [
-                       lambda lp, ref: lp - ref,                                     # k1: can be negative
-                       lambda lp, ref: torch.exp(lp - ref) - (lp - ref) - 1,          # the other direction
-                       lambda lp, ref: (torch.exp(ref - lp) - (ref - lp) - 1).mean()]),  # not per token
-    "05.5 pass@k": (grpo.pass_at_k, cases.random_pass_counts(200), 1e-4,
-                    lambda n, c, k: 1 - math.comb(n - c, k) / math.comb(n, k), [
-                        lambda n, c, k: 1 - (1 - c / n) ** k,                     # with replacement
-                        lambda n, c, k: c / n,                                    # pass@1 for every k
-                        lambda n, c, k: min(1.0, c * k / n)]),
-    "06.6 break-even": (pricing.break_even_tokens_per_second, cases.random_break_evens(60), 1e-4,
-                        lambda h, n, api: h * n / 3600 / (api / 1e6), [
-                            lambda h, n, api: h / 3600 / (api / 1e6),              # one GPU only
-                            lambda h, n, api: h * n / (api / 1e6),                 # per hour, not per second
-                            lambda h, n, api: h * n / 3600 / api]),                # per token, not per million
-}
+def test_every_coding_exercise_has_a_right_solution_here():
+    assert set(RIGHT) == set(coding_checks.EXERCISES)
 
 
-@pytest.mark.parametrize("exercise", sorted(CODING))
-def test_coding_check_accepts_a_right_solution_and_rejects_wrong_ones(exercise, capsys):
-    reference, exercise_cases, rel, right, wrongs = CODING[exercise]
-    assert len(wrongs) >= 2
-    assert check_function(exercise, right, reference, exercise_cases, rel=rel), capsys.readouterr().out
-    for number, wrong in enumerate(wrongs, 1):
-        passed = check_function(exercise, wrong, reference, exercise_cases, rel=rel)
-        assert not passed, f"wrong solution {number} passed"
+@pytest.mark.parametrize("key", sorted(coding_checks.EXERCISES))
+def test_coding_check_accepts_a_right_solution_and_names_each_classic_mistake(key, capsys):
+    exercise = coding_checks.EXERCISES[key]
+    assert len(exercise.mistakes) >= 2
+    assert coding_checks.check(key, RIGHT[key]), capsys.readouterr().out
+    capsys.readouterr()
+    whys = [why for _, why in exercise.mistakes]
+    for number, (wrong, _) in enumerate(exercise.mistakes, 1):
+        assert not coding_checks.check(key, wrong), f"classic mistake {number} passed"
+        out = capsys.readouterr().out
+        assert "input: (" in out and "first difference:" in out
+        # the message names this mistake, or another that gives the same result on the failing input
+        assert "Looks like a classic mistake:" in out and any(w in out for w in whys), out
+
+
+def test_a_failing_case_shows_where_it_differs_not_the_whole_tensor(capsys):
+    values = torch.arange(40.0).view(4, 10)
+    wrong = values.clone()
+    wrong[2, 7] = -1.0
+    assert not check_function("E", lambda x: wrong, lambda x: values, [(values,)])
     out = capsys.readouterr().out
-    assert "input:" in out or "raised" in out       # a mismatch names the input that shows it
+    assert "first difference: [2, 7]: expected 27, got -1" in out
+    assert "tensor(4, 10) [0, 1, 2, 3, ...]" in out and "39" not in out          # the input, in brief
+    assert not check_function("E", lambda x: values[0], lambda x: values, [(values,)])
+    assert "expected shape (4, 10), got shape (10,)" in capsys.readouterr().out
 
 
 def test_the_typed_endpoint_check_uses_bentomls_own_model(capsys):
@@ -237,3 +235,14 @@ def test_the_typed_endpoint_check_uses_bentomls_own_model(capsys):
     assert not check_endpoint("E", stub, spec, bodies)
     out = capsys.readouterr().out
     assert "not written yet" in out and "expected: refused" in out and "<a string of 4001 characters>" in out
+
+
+def test_exercise_04_3_accepts_the_label_typed_as_the_table_shows_it(capsys):
+    """The tips table shows a label's line break as \\n; a learner types it as a real line break in a string, or
+    copies the two characters: both are the label."""
+    label = "thinking skipped (<think>\\n\\n</think> prefilled)"          # as the notebook's dict writes it
+    tips = pd.DataFrame({"accuracy": [1.0, 0.9, 0.0]}, index=["recommended", "greedy", label])
+    assert answers.exercise_04_3("thinking skipped (<think>\n\n</think> prefilled)", tips)   # typed with real breaks
+    assert answers.exercise_04_3(label, tips)
+    assert answers.exercise_04_3("thinking skipped (<think>\n</think> prefilled)", tips)
+    assert not answers.exercise_04_3("greedy", tips)

@@ -54,7 +54,12 @@ def test_check_function_says_not_written_right_or_which_input_failed(capsys):
     assert "correct on all 5 cases" in capsys.readouterr().out
     assert not check_function("Ex", last_on_ties, majority_answer, cases, hint="ties: the first seen")
     out = capsys.readouterr().out
-    assert "case 4 of 5" in out and "expected: '1'" in out and "got:      '2'" in out and "Hint: ties" in out
+    assert "case 4 of 5" in out and "input: (['1', '2'])" in out and "first difference: expected '1', got '2'" in out
+    assert "Hint: ties" in out
+    assert not check_function("Ex", last_on_ties, majority_answer, cases, hint="ties: the first seen",
+                              mistakes=[(last_on_ties, "a tie goes to the answer seen first")])
+    out = capsys.readouterr().out
+    assert "Looks like a classic mistake: a tie goes to the answer seen first" in out and "Hint" not in out
     assert not check_function("Ex", crashes_on_none, majority_answer, cases)
     assert "case 1 of 5 raised AttributeError" in capsys.readouterr().out
 

@@ -20,7 +20,7 @@ def load_tool(name: str):
 
 
 make_student = load_tool("make_student")
-EXERCISE = re.compile(r'(answers\.exercise_\d\d_\w+|check_function|check_endpoint)\("?(Exercise)?')
+EXERCISE = re.compile(r'(answers\.exercise_\d\d_\w+|coding_checks\.check|check_endpoint)\("?(Exercise)?')
 set_repo_url = load_tool("set_repo_url")
 
 
@@ -33,7 +33,7 @@ def test_student_copies_keep_the_exercises_and_drop_outputs_and_solutions(path):
     assert not any(s.lstrip().startswith("## Worked solutions") for s in sources)
     exercises = [c.source for c in nb.cells if c.cell_type == "code" and EXERCISE.search(c.source)
                  and not c.metadata.get("jupyter", {}).get("source_hidden")]
-    coding = [e for e in exercises if "check_function(\"Exercise" in e or "check_endpoint(\"Exercise" in e]
+    coding = [e for e in exercises if "coding_checks.check(" in e or "check_endpoint(\"Exercise" in e]
     assert len(coding) >= 2, "each notebook has at least two coding exercises"
     assert all(e in sources for e in exercises)                             # the exercise cells themselves stay
     solutions = [c for c in nb.cells if c.source.lstrip().startswith("## Worked solutions")]
@@ -41,6 +41,9 @@ def test_student_copies_keep_the_exercises_and_drop_outputs_and_solutions(path):
     hidden = [c for c in nb.cells if c.metadata.get("jupyter", {}).get("source_hidden")]
     assert hidden and not any(c.metadata.get("jupyter", {}).get("source_hidden") for c in copy.cells)
     assert nb.cells[0].source == copy.cells[0].source and any(c.get("outputs") for c in nb.cells)   # original intact
+    checks = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
+    assert len(checks) == 1 and "assert" in checks[0].source                # the harness: one tagged cell
+    assert not any("checks" in c.metadata.get("tags", []) for c in copy.cells)   # gone from the hand-out
     nbformat.validate(copy)
 
 

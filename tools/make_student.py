@@ -3,7 +3,8 @@
     python tools/make_student.py [OUT]      # default: build/student/
 
 Each copy keeps every lesson and exercise cell; it drops each cell's outputs and execution count (the learner runs
-them) and the "## Worked solutions" section (the cells from that heading to the next "## " heading, or the end).
+them), the cells tagged "checks" (the builders' checks of the reference run's figures: the test suite runs them), and
+the "## Worked solutions" section (the cells from that heading to the next "## " heading, or the end).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = "## Worked solutions"
+HARNESS_TAG = "checks"
 
 
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook without outputs and without its worked-solutions section (a new object; ``nb`` is unchanged)."""
+    """The notebook without outputs, checks cells and worked solutions (a new object; ``nb`` is unchanged)."""
     copy = nbformat.from_dict(nb)
     kept, in_solutions = [], False
     for cell in copy.cells:
@@ -28,7 +30,7 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         if in_solutions and heading.startswith("## "):
             in_solutions = False
-        if in_solutions:
+        if in_solutions or HARNESS_TAG in cell.metadata.get("tags", []):
             continue
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

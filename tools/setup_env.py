@@ -55,6 +55,21 @@ def pip(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+# JupyterLab asks a new user "get notified about official Jupyter news?" in a pop-up (and would fetch a website to
+# find news, offline or not). The course's Jupyter answers no once, for everyone, in the environment's settings.
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def quiet_jupyterlab(prefix: Path) -> Path:
+    """Write JupyterLab's settings overrides into the environment (``share/jupyter/lab/settings``)."""
+    import json
+
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(LAB_OVERRIDES, indent=1) + "\n")
+    return path
+
+
 def main() -> int:
     if sys.version_info < (3, 11):  # noqa: UP036  (this script runs under whatever python3 the user has)
         print(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}. "
@@ -70,6 +85,7 @@ def main() -> int:
         return 1
     wanted = fingerprint(flavour)
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
+        quiet_jupyterlab(VENV)
         print(f"Environment {VENV.name} is up to date ({flavour} flavour).")
         return 0
 
@@ -91,6 +107,7 @@ def main() -> int:
     if flavour == "cpu":
         pip("uninstall", "--yes", *CPU_UNWANTED)
     pip("install", "--no-deps", "-e", str(ROOT))
+    quiet_jupyterlab(VENV)
     STAMP.write_text(wanted)
     print(f"Environment ready in {time.time() - started:.0f} s. Check it with: {VENV.name}/bin/python -m "
           "course_utils.doctor")
