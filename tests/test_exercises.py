@@ -85,7 +85,7 @@ def _solution_cell(snippet: str):
     nb = json.loads((Path(__file__).parent.parent / "notebooks" / "04_examining_reasoning.ipynb").read_text())
     source = next("".join(c["source"]) for c in nb["cells"] if snippet in "".join(c["source"]))
     namespace = {}
-    exec(source.split("assert check_function")[0], namespace)
+    exec(source.split("\nassert ")[0], namespace)          # the definitions, not the checks
     return namespace
 
 
