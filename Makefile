@@ -6,20 +6,22 @@ PORT ?= 3000
 # (The OpenMP spin setting the commands below need is set by course_utils itself, for every entry point: see
 # course_utils/__init__.py.)
 
-.PHONY: setup lab check test test-cuda12 notebooks student lint doctor benchmarks serve gpu-check set-repo-url clean
+.PHONY: setup lab check test test-cuda12 notebooks student lint doctor benchmarks rehearse serve gpu-check \
+	set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
 
 # STUDENT=1 opens the hand-out copies (no outputs, no worked solutions, no checks cells; written by `make student`),
-# QUICK=1 runs every notebook in its quick mode (COURSE_QUICK=1). Jupyter refuses to run as root without
+# QUICK=1 runs every notebook in its quick mode (COURSE_QUICK=1), REAL=1 serves the real R1-Distill-Qwen-1.5B on the CPU
+# path of notebooks 03-04 (COURSE_REAL_DISTILL=1: a 3.6 GB download, about 9.2 GiB of RAM). Jupyter refuses to run as root without
 # --allow-root (the default user in Docker and many WSL shells): added there, with a note.
 LAB_DIR = $(if $(STUDENT),build/student,notebooks)
 AS_ROOT = $(shell [ "$$(id -u)" = 0 ] && echo yes)
-lab: setup            ## open the course in JupyterLab (STUDENT=1: the hand-out copies; QUICK=1: quick mode)
+lab: setup            ## open the course in JupyterLab (STUDENT=1: hand-out copies; QUICK=1: quick mode; REAL=1)
 	@if [ -n "$(STUDENT)" ]; then $(BIN)/python tools/make_student.py; fi
 	@if [ -n "$(AS_ROOT)" ]; then echo "Note: running as root, so JupyterLab starts with --allow-root."; fi
-	$(if $(QUICK),COURSE_QUICK=1 )$(BIN)/jupyter lab $(LAB_DIR) $(if $(AS_ROOT),--allow-root)
+	$(if $(QUICK),COURSE_QUICK=1 )$(if $(REAL),COURSE_REAL_DISTILL=1 )$(BIN)/jupyter lab $(LAB_DIR) $(if $(AS_ROOT),--allow-root)
 
 check: setup          ## the fast lane: unit tests without servers, training or notebooks (about 1 minute)
 	$(BIN)/python -m pytest tests -m "not (server or training or notebook)"
@@ -54,6 +56,11 @@ serve: setup          ## the course's BentoML service (toy R1 on a CPU) on http:
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# The real-distill path rehearsed on this CPU with the shape twin of R1-Distill-Qwen-1.5B (random weights, the real
+# shapes; nothing downloaded): about 3.6 GB of disk. NOTEBOOKS=1 also runs notebooks 03-04 with COURSE_REAL_DISTILL=1.
+rehearse: setup       ## the Hub branch on the twin of the 1.5B distill: memory, KV cache and speed vs the calculator
+	$(BIN)/python benchmarks/rehearse_twin.py $(if $(NOTEBOOKS),--notebooks)
 
 gpu-check: setup      ## on a CUDA machine: run notebooks 03 and 04's GPU paths and print a report to send back
 	$(BIN)/python tools/gpu_check.py

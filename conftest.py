@@ -44,7 +44,7 @@ def pytest_configure(config):
 LONGEST_FIRST = ["notebooks/05_r1_zero_rl.ipynb", "notebooks/02_distillation.ipynb", "notebooks/01_moe_routing.ipynb",
                  "notebooks/06_serving_as_a_service.ipynb", "notebooks/04_examining_reasoning.ipynb",
                  "notebooks/03_serving_distills.ipynb", "tests/test_robustness.py", "tests/test_deploy.py",
-                 "tests/test_serving.py", "tests/test_notebooks_without_vllm.py"]
+                 "tests/test_serving.py", "tests/test_notebooks_without_vllm.py", "tests/test_twin.py"]
 
 
 def pytest_collection_modifyitems(config, items):

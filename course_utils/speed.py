@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from course_utils.catalog import GIB
 from course_utils.inference import sampling_options, stream_server
-from course_utils.processes import proc_stat
+from course_utils.processes import proc_stat, process_tree
 
 
 def _one_streamed_request(client, model: str, question: str, sampling: dict) -> dict:
@@ -159,6 +160,20 @@ LOADS = ((1, 12), (4, 24), (16, 64))      # (requests in flight, requests sent):
 
 
 ENGINE_PROCESSES = ("VLLM::EngineCore", "VLLM::Worker")    # the titles vLLM gives its engine processes
+
+
+def resident_gib(pid: int) -> float:
+    """Resident memory (RSS) of a process and all its descendants, in GiB: for a server, its API process and its
+    engine's. Linux: read from /proc (0 elsewhere). Shared pages count once per process, so it can overstate."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        if "VmRSS:" in status:
+            total += int(status.split("VmRSS:")[1].split()[0]) * 1024      # the line is in kB
+    return total / GIB
 
 
 def cpu_seconds(pids: list[int]) -> dict[str, float]:

@@ -77,3 +77,38 @@ def test_the_spin_setting_is_set_by_importing_course_utils_and_a_users_value_win
     out = subprocess.run([sys.executable, "-c", script], env={**environment, "GOMP_SPINCOUNT": "300"},
                          capture_output=True, text=True)
     assert out.stdout.strip() == "300"
+
+
+def test_the_quick_mode_keeps_torch_to_one_thread_unless_the_user_chose():
+    import os
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "COURSE_QUICK")}
+    script = "import course_utils, torch; print(torch.get_num_threads())"
+
+    def threads(**extra):
+        out = subprocess.run([sys.executable, "-c", script], env={**environment, **extra}, capture_output=True,
+                             text=True, check=True)
+        return int(out.stdout.strip())
+
+    assert threads(COURSE_QUICK="1") == 1
+    assert threads(COURSE_QUICK="1", OMP_NUM_THREADS="2") == 2
+    unset = "import course_utils, os; print(os.environ.get('OMP_NUM_THREADS'))"
+    full_mode = subprocess.run([sys.executable, "-c", unset],
+                               env={**environment, "COURSE_QUICK": "0"}, capture_output=True, text=True, check=True)
+    assert full_mode.stdout.strip() == "None", "the full mode leaves torch's thread count alone"
+
+
+BAR = re.compile(r"(\d+)/(\d+) \[")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saved_progress_bars_show_where_they_ended(path):
+    """A finished run's bar reads "500/500" in the committed notebook, not tqdm widgets' frozen "0/500"."""
+    for cell in cells(path):
+        for output in cell.get("outputs", []):
+            assert "application/vnd.jupyter.widget-view+json" not in output.get("data", {}), "a widget bar"
+            for line in "".join(output.get("text", "")).split("\n"):
+                shown = BAR.findall(line.split("\r")[-1])      # Jupyter draws each \r over the last
+                assert all(done == total for done, total in shown), f"{path.stem}: a bar left at {line[-80:]!r}"
