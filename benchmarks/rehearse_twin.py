@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from course_utils import twin
+from course_utils.catalog import GIB
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "benchmarks" / "rehearse.json"
@@ -40,7 +41,7 @@ IN_FLIGHT = (1, 8)
 
 
 def gib(n_bytes: float) -> float:
-    return round(n_bytes / 2**30, 2)
+    return round(n_bytes / GIB, 2)
 
 
 def prediction(block_size: int) -> dict:
@@ -52,7 +53,7 @@ def prediction(block_size: int) -> dict:
     per_token = catalog.kv_cache_bytes_per_token(MODEL, "bfloat16")
     return {"weights_gib": gib(catalog.weight_bytes(MODEL, "bfloat16")), "kv_bytes_per_token": per_token,
             "kv_cache_gib": KV_CACHE_GIB,
-            "kv_tokens": kv_cache_capacity(KV_CACHE_GIB * 2**30, per_token, block_size)}
+            "kv_tokens": kv_cache_capacity(KV_CACHE_GIB * GIB, per_token, block_size)}
 
 
 def offline_part(questions: list[str]) -> dict:
@@ -98,7 +99,7 @@ def transformers_part(prompts: list[str]) -> dict:
 
 def server_part(question: str) -> dict:
     from course_utils.inference import chat_server
-    from course_utils.processes import port_is_free
+    from course_utils.processes import is_running, port_is_free
     from course_utils.real_distill import MAX_MODEL_LEN, MODEL
     from course_utils.serving import VLLMServer
     from course_utils.speed import resident_gib
@@ -108,11 +109,11 @@ def server_part(question: str) -> dict:
         rss = resident_gib(server.process.pid)
         reply = chat_server(server.client(), server.model_name, question, max_tokens=NEW_TOKENS)
         report = server.memory_report()
-        pids = [server.process.pid]
+        pid = server.process.pid
     finally:
-        server.stop()
+        server.stop()               # (it forgets its process)
     time.sleep(1)
-    gone = not any(Path(f"/proc/{pid}").exists() for pid in pids) and port_is_free(server.port)
+    gone = not is_running(pid) and port_is_free(server.port)
     return {"server_start_s": round(server.startup_seconds, 1), "server_rss_gib": round(rss, 2), "log": report,
             "reasoning_chars": len(reply.reasoning or ""), "content": reply.content,
             "completion_tokens": reply.completion_tokens, "stopped": gone}
@@ -171,17 +172,15 @@ def measure(with_notebooks: bool) -> dict:
 
 def show(result: dict, build_s: float | None) -> None:
     p = result["prediction"]
+    predicted_gib = round(p["weights_gib"] + p["kv_cache_gib"], 2)     # weights + KV pool
     if build_s is not None:
         print(f"twin built in {build_s:.0f} s (random weights: its text is noise)")
     print(f"{'':44} {'measured':>10} {'calculator':>11}")
     rows = [("offline engine start (s)", result["engine_start_s"], "-"),
-            ("offline engine: this process grew by (GiB)", result["engine_rss_gib"],
-             round(p["weights_gib"] + p["kv_cache_gib"], 2)),
-            ("server processes: resident memory (GiB)", result["server_rss_gib"],
-             round(p["weights_gib"] + p["kv_cache_gib"], 2)),
+            ("offline engine: this process grew by (GiB)", result["engine_rss_gib"], predicted_gib),
+            ("server processes: resident memory (GiB)", result["server_rss_gib"], predicted_gib),
             ("  of which runtime beyond weights + KV (GiB)", result["runtime_overhead_gib"], "-"),
-            ("  measured / calculator", round(result["server_rss_gib"] / (p["weights_gib"] + p["kv_cache_gib"]), 2),
-             1.0),
+            ("  measured / calculator", round(result["server_rss_gib"] / predicted_gib, 2), 1.0),
             ("the client process beside it (GiB)", result["client_process_gib"], "-"),
             ("KV cache (tokens), offline engine", result["kv_tokens"], p["kv_tokens"]),
             ("KV cache (tokens), server log", result["log"].get("kv_cache_tokens"), p["kv_tokens"]),
@@ -213,8 +212,7 @@ def main(argv: list[str]) -> int:
         return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     result = measure("--notebooks" in argv)
-    for part in ("prompts",):
-        result.pop(part, None)
+    result.pop("prompts", None)          # the chat-formatted inputs: long, and the same every run
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=str))
     build = os.environ.get("REHEARSE_BUILD_S")

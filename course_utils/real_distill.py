@@ -85,6 +85,11 @@ class Cost:
     dtype: str
     figures: dict
 
+    @property
+    def fits(self) -> bool:
+        """Leaves a fifth of the RAM (RAM_SHARE) to the system, the browser and the rest."""
+        return self.need_gib <= RAM_SHARE * self.ram_gib
+
     def minutes(self, jobs: list[tuple[int, int, int]], starts: int, cores: int) -> float:
         """Estimated minutes for ``jobs`` of (sequences, new tokens each, in flight) and ``starts`` engine starts."""
         scale = core_factor(cores, self.figures)
@@ -105,11 +110,19 @@ class Choice:
 
 def cost(ram_gib: float, cached: bool, avx512: bool, avx512_bf16: bool) -> Cost:
     figures = measured()
-    weights = catalog.weight_bytes(MODEL, "bfloat16") / GIB
+    weight_bytes = catalog.weight_bytes(MODEL, "bfloat16")
     need = figures["server_rss_gib"] + figures["client_process_gib"]    # measured: weights, KV pool, runtime
-    download = 0.0 if cached else catalog.weight_bytes(MODEL, "bfloat16") / 1e9
-    return Cost(round(download, 2), round(need, 1), round(weights, 2), ram_gib, dtype_note(avx512, avx512_bf16),
-                figures)
+    download = 0.0 if cached else weight_bytes / 1e9
+    return Cost(round(download, 2), round(need, 1), round(weight_bytes / GIB, 2), ram_gib,
+                dtype_note(avx512, avx512_bf16), figures)
+
+
+def vllm_cpu_isa() -> tuple[bool, bool]:
+    """(AVX-512, AVX-512 BF16), asked as vLLM's CPU build asks when it picks its kernels (vllm/platforms/cpu.py
+    calls these torch functions), so the dtype note says what vLLM will do here."""
+    import torch
+
+    return torch.cpu._is_avx512_supported(), torch.cpu._is_avx512_bf16_supported()
 
 
 def cached_copy(cache_dir: str | os.PathLike | None = None) -> Path | None:
@@ -127,15 +140,13 @@ def choose(ram_gib: float, *, wanted_real: bool, online=None, avx512: bool | Non
     is downloaded; default ``model_source.hub_reachable``, at most 3 s)."""
     if not wanted_real:
         return Choice(None, f"CPU path: the toy R1 (set {SWITCH}=1 for the real {MODEL.split('/')[1]})")
-    import torch
-
     from course_utils.model_source import hub_reachable
 
-    avx512 = torch.cpu._is_avx512_supported() if avx512 is None else avx512
-    avx512_bf16 = torch.cpu._is_avx512_bf16_supported() if avx512_bf16 is None else avx512_bf16
+    if avx512 is None or avx512_bf16 is None:
+        avx512, avx512_bf16 = vllm_cpu_isa()
     copy = cached_copy(cache_dir)
     plan = cost(ram_gib, copy is not None, avx512, avx512_bf16)
-    if plan.need_gib > RAM_SHARE * ram_gib:
+    if not plan.fits:
         return Choice(None, f"{SWITCH}=1, but the real {MODEL} needs about {plan.need_gib:.1f} GiB of RAM "
                             f"(weights {plan.weights_gib:.1f} + KV cache {KV_CACHE_GIB} + runtime) and this machine "
                             f"has {ram_gib:.1f} GiB: keeping the toy R1. Close other programs or use a machine with "
@@ -155,11 +166,8 @@ def choose(ram_gib: float, *, wanted_real: bool, online=None, avx512: bool | Non
 
 def doctor_line(ram_gib: float, cores: int) -> str:
     """What ``make doctor`` says about the real 1.5B on this CPU: whether it fits and how fast it would run."""
-    import torch
-
-    plan = cost(ram_gib, cached_copy() is not None, torch.cpu._is_avx512_supported(),
-                torch.cpu._is_avx512_bf16_supported())
-    if plan.need_gib > RAM_SHARE * ram_gib:
+    plan = cost(ram_gib, cached_copy() is not None, *vllm_cpu_isa())
+    if not plan.fits:
         return (f"Real 1.5B distill ({SWITCH}=1): does not fit, it needs about {plan.need_gib:.1f} GiB of RAM and "
                 f"{RAM_SHARE:.0%} of this machine's {ram_gib:.1f} GiB is {RAM_SHARE * ram_gib:.1f}")
     scale = core_factor(cores, plan.figures)

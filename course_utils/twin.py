@@ -60,9 +60,14 @@ def environment(cache: Path | None = None) -> dict[str, str]:
     return {"HF_HUB_CACHE": str(cache or home()), "HF_HUB_OFFLINE": "1"}
 
 
+def repo_folder(cache: Path | None = None) -> Path:
+    """Where the Hub cache layout keeps everything of the model: models--owner--name."""
+    return Path(cache or home()) / ("models--" + REPO.replace("/", "--"))
+
+
 def snapshot(cache: Path | None = None) -> Path:
     """The folder the Hub cache layout gives the model: models--owner--name/snapshots/<revision>."""
-    repo_dir = Path(cache or home()) / ("models--" + REPO.replace("/", "--"))
+    repo_dir = repo_folder(cache)
     refs = repo_dir / "refs" / "main"
     revision = refs.read_text().strip() if refs.exists() else ""
     return repo_dir / "snapshots" / revision
@@ -141,7 +146,7 @@ def build(cache: Path | None = None, *, tiny: bool = False, seed: int = 0) -> Pa
     card = {"what": f"shape twin of {REPO}", "weights": "random (normal, std 0.02): its text is noise",
             "config_source": CONFIG_SOURCE, "tiny": tiny, "seed": seed}
     revision = hashlib.sha1(json.dumps(card, sort_keys=True).encode()).hexdigest()   # 40 hex, like a commit
-    repo_dir = cache / ("models--" + REPO.replace("/", "--"))
+    repo_dir = repo_folder(cache)
     folder = repo_dir / "snapshots" / revision
     if (folder / CARD).exists() and (folder / "model.safetensors").exists():
         (repo_dir / "refs" / "main").write_text(revision)
