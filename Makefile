@@ -3,33 +3,43 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+HOST ?= 127.0.0.1
+STUDENTS ?= 30
 # (The OpenMP spin setting the commands below need is set by course_utils itself, for every entry point: see
 # course_utils/__init__.py.)
 
-.PHONY: setup lab check test test-cuda12 notebooks student lint doctor benchmarks rehearse serve gpu-check \
-	set-repo-url clean
+.PHONY: setup lab check test test-quick test-cuda12 notebooks student lint doctor benchmarks rehearse serve \
+	serve-workshop gpu-check set-repo-url clean
 
 setup:
 	@$(PY) tools/setup_env.py
 
 # STUDENT=1 opens the hand-out copies (no outputs, no worked solutions, no checks cells; written by `make student`),
 # QUICK=1 runs every notebook in its quick mode (COURSE_QUICK=1), REAL=1 serves the real R1-Distill-Qwen-1.5B on the CPU
-# path of notebooks 03-04 (COURSE_REAL_DISTILL=1: a 3.6 GB download, about 9.2 GiB of RAM). Jupyter refuses to run as root without
-# --allow-root (the default user in Docker and many WSL shells): added there, with a note.
-LAB_DIR = $(if $(STUDENT),build/student,notebooks)
+# path of notebooks 03-04 (COURSE_REAL_DISTILL=1: a 3.6 GB download, about 9.2 GiB of RAM), ENDPOINT=URL points
+# notebooks 03-04 at an OpenAI-compatible API (COURSE_ENDPOINT; the key from COURSE_API_KEY or the provider's variable,
+# or asked in the notebook). Jupyter refuses to run as root without --allow-root (the default user in Docker and many
+# WSL shells): added there, with a note.
+LAB_DIR = $(if $(STUDENT),handouts,notebooks)
 AS_ROOT = $(shell [ "$$(id -u)" = 0 ] && echo yes)
-lab: setup            ## open the course in JupyterLab (STUDENT=1: hand-out copies; QUICK=1: quick mode; REAL=1)
+lab: setup            ## open the course in JupyterLab (STUDENT=1: hand-outs; QUICK=1: quick mode; REAL=1; ENDPOINT=URL)
 	@if [ -n "$(STUDENT)" ]; then $(BIN)/python tools/make_student.py; fi
 	@if [ -n "$(AS_ROOT)" ]; then echo "Note: running as root, so JupyterLab starts with --allow-root."; fi
-	$(if $(QUICK),COURSE_QUICK=1 )$(if $(REAL),COURSE_REAL_DISTILL=1 )$(BIN)/jupyter lab $(LAB_DIR) $(if $(AS_ROOT),--allow-root)
+	$(if $(QUICK),COURSE_QUICK=1 )$(if $(REAL),COURSE_REAL_DISTILL=1 )$(if $(ENDPOINT),COURSE_ENDPOINT=$(ENDPOINT) )$(BIN)/jupyter lab $(LAB_DIR) $(if $(AS_ROOT),--allow-root)
 
 check: setup          ## the fast lane: unit tests without servers, training or notebooks (about 1 minute)
-	$(BIN)/python -m pytest tests -m "not (server or training or notebook)"
+	$(BIN)/python -m pytest tests -m "not (server or training or notebook or install)"
 
 # Two workers, each notebook or test file whole in one of them, longest first (conftest.py gives each its share of
 # the cores): what CI runs.
 test: setup           ## the full suite: unit tests + every notebook executed by nbval
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --junitxml=build/test-times.xml
+
+# Every notebook in its quick mode under nbval: the checks cells assert, in every mode, the directions the lessons state
+# (the reference bars only in the full mode). Not in `make test` (about 10 more minutes on 2 cores); the robustness
+# sweep runs the quick mode's trained recipes over seeds 0-4 and 1-2 threads too.
+test-quick: setup     ## the notebooks in quick mode: their checks cells assert the same directions as the full mode's
+	COURSE_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile notebooks/
 
 # The vLLM contract tests (tests/test_vllm_contract.py) against the CUDA-12 set (vllm 0.19.1 + torch 2.10.0), in a
 # side environment: its CUDA wheels install and import on any Linux x86-64 machine, GPU or not. The first run downloads
@@ -42,7 +52,7 @@ test-cuda12:          ## the vLLM contract tests against the CUDA-12 set, in .ve
 notebooks: setup      ## execute every notebook headless into build/executed/ (for workshop prep)
 	$(BIN)/python tools/run_notebooks.py
 
-student: setup        ## copies to hand out: no outputs, no worked solutions (build/student/)
+student: setup        ## copies to hand out: no outputs, no worked solutions (handouts/, committed)
 	$(BIN)/python tools/make_student.py
 
 lint: setup
@@ -53,6 +63,11 @@ doctor: setup
 
 serve: setup          ## the course's BentoML service (toy R1 on a CPU) on http://127.0.0.1:$(PORT); Ctrl-C stops it
 	$(BIN)/python -m course_utils.deploy --port $(PORT)
+
+# One GPU for the room (docs/workshop.md): the best distill this GPU serves to STUDENTS laptops, behind a key printed
+# once; HOST=0.0.0.0 to be reachable from the room (loopback by default). On a CPU: the toy R1, for a rehearsal.
+serve-workshop: setup ## the workshop server (HOST=, PORT=, STUDENTS=; WORKSHOP_API_KEY= to set the key); Ctrl-C stops it
+	$(BIN)/python -m course_utils.workshop serve --host $(HOST) --port $(PORT) --students $(STUDENTS)
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py
@@ -67,6 +82,7 @@ gpu-check: setup      ## on a CUDA machine: run notebooks 03 and 04's GPU paths 
 
 set-repo-url: setup  ## make set-repo-url URL=https://github.com/you/fork.git
 	$(BIN)/python tools/set_repo_url.py $(URL)
+	$(BIN)/python tools/make_student.py
 
 clean:
 	rm -rf build

@@ -51,6 +51,23 @@ BARS = {
     "moe_gamma": {
         "gamma 0.1 / 0.01": (">", 2, "notebook 01 checks (means of 2 seeds); per seed, 1-2 threads: 3.0-8.9"),
     },
+    # the quick mode's sizes (run_plans.notebook_01 with quick_mode=True): the directions its checks cell asserts
+    "moe_quick": {
+        "MaxVio_global: none / bias": (">", 1.5, "notebook 01 checks, quick mode (mean of 2 seeds)"),
+        "no balancing (softmax): MaxVio, last 50 steps": (">", 0.5, "notebook 01 checks, quick mode"),
+        "dropped at cf 1.0: collapsed - bias": (">", 0, "notebook 01 checks, quick mode"),
+    },
+    "moe_gamma_quick": {
+        "gamma 0.1 / 0.01": (">", 1, "notebook 01 checks, quick mode (means of 2 seeds)"),
+    },
+    "attention": {
+        "val loss: MLA - MHA": ("<", 0.15, "notebook 07 checks (|MLA - MHA| < 0.15, mean of 2 seeds)"),
+        "val loss: MHA - MLA": ("<", 0, "notebook 07 checks, full mode (MLA higher, mean of 2 seeds)"),
+    },
+    "attention_quick": {
+        "val loss: MLA - MHA": ("<", 0.15, "notebook 07 checks, quick mode"),
+        "val loss: MHA - MLA": ("<", 0.15, "notebook 07 checks, quick mode"),
+    },
     "r1_zero": {
         "RL: pass@1 gain": (">=", 0.1, "notebook 05 checks"),
         "RL: completion length gain (tokens)": (">", 5, "notebook 05 checks"),
@@ -143,6 +160,16 @@ def size_effect(seed: int, settings: dict, soft: dict) -> float:
     return sum(differences) / len(differences)
 
 
+def notebook_01_sizes(overrides: dict):
+    """Notebook 01's toy size and training run on a CPU, from its run plan; ``quick`` in the overrides (set by the
+    quick recipes) takes the quick mode's. The key is removed, so the rest are TrainConfig fields."""
+    from course_utils import hardware, run_plans
+
+    cpu = hardware.Device("cpu", "CPU", 0, 16.0, 16.0, True, 2, 16.0)
+    plan = run_plans.notebook_01(cpu, quick_mode=bool(overrides.pop("quick", False)))
+    return plan.size, plan.train
+
+
 def run_moe(seed: int, overrides: dict) -> dict:
     """Notebook 01 sections 4-5, one seed: a softmax router without balancing, V3's router without and with the bias,
     assignments dropped at capacity 1.0."""
@@ -151,7 +178,7 @@ def run_moe(seed: int, overrides: dict) -> dict:
     from course_utils import moe_lm as L
     from course_utils.toy_data import MixedCorpus
 
-    size, train = L.notebook_settings(on_gpu=False)
+    size, train = notebook_01_sizes(overrides)
     corpus = MixedCorpus.build()
     collapsed = L.make_model(router="softmax", seed=seed, **size)
     history = L.train_lm(collapsed, corpus, L.TrainConfig(**{**vars(train), "seed": seed, **overrides}), progress=False)
@@ -176,7 +203,7 @@ def run_moe_gamma(seed: int, overrides: dict) -> dict:
     from course_utils import moe_lm as L
     from course_utils.toy_data import MixedCorpus
 
-    size, train = L.notebook_settings(on_gpu=False)
+    size, train = notebook_01_sizes(overrides)
     corpus = MixedCorpus.build()
     vio = {}
     for gamma in (0.001, 0.01, 0.1):
@@ -185,6 +212,22 @@ def run_moe_gamma(seed: int, overrides: dict) -> dict:
         L.train_lm(model, corpus, config, progress=False)
         vio[gamma] = L.evaluate(model, corpus)["max_vio_global"]
     return {**{f"MaxVio_global, gamma={g}": v for g, v in vio.items()}, "gamma 0.1 / 0.01": vio[0.1] / vio[0.01]}
+
+
+def run_attention(seed: int, overrides: dict) -> dict:
+    """Notebook 07 section 6, one seed: MHA, GQA and MLA tiny LMs of equal size on notebook 01's corpus (the quick
+    mode's steps with ``quick`` in the overrides); their validation losses and the gaps the notebook compares."""
+    from course_utils import attention_lm, hardware, run_plans
+    from course_utils.toy_data import MixedCorpus
+
+    cpu = hardware.Device("cpu", "CPU", 0, 16.0, 16.0, True, 2, 16.0)
+    plan = run_plans.notebook_07(cpu, quick_mode=bool(overrides.pop("quick", False)))
+    corpus = MixedCorpus.build()
+    loss = {kind: attention_lm.train(kind, corpus, plan.steps, seed=seed, progress=False, **overrides).val_loss
+            for kind in attention_lm.KINDS}
+    return {**{f"val loss: {kind}": value for kind, value in loss.items()},
+            "val loss: MLA - MHA": loss["mla"] - loss["mha"], "val loss: MHA - MLA": loss["mha"] - loss["mla"],
+            "val loss: GQA - MHA": loss["gqa"] - loss["mha"]}
 
 
 def run_r1_zero(seed: int, overrides: dict) -> dict:
@@ -236,7 +279,11 @@ def run_r1_zero_base(seed: int, overrides: dict) -> dict:
 
 
 RECIPES = {"toy_r1": run_toy_r1, "checkpoint": run_checkpoint, "digits": run_digits, "moe": run_moe,
-           "moe_gamma": run_moe_gamma, "r1_zero": run_r1_zero, "r1_zero_base": run_r1_zero_base}
+           "moe_gamma": run_moe_gamma, "r1_zero": run_r1_zero, "r1_zero_base": run_r1_zero_base,
+           "moe_quick": lambda seed, overrides: run_moe(seed, {**overrides, "quick": True}),
+           "moe_gamma_quick": lambda seed, overrides: run_moe_gamma(seed, {**overrides, "quick": True}),
+           "attention": run_attention,
+           "attention_quick": lambda seed, overrides: run_attention(seed, {**overrides, "quick": True})}
 
 
 # ---------------------------------------------------------------- running the perturbations and the table

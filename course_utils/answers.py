@@ -17,38 +17,45 @@ from course_utils.exercises import check
 
 
 def exercise_00_1(answer) -> bool:
-    """GiB of KV cache for one 32,768-token request on R1-Distill-Llama-8B in bf16."""
+    """GiB of KV cache for one 20,000-token request on R1-Distill-Qwen-14B in bf16."""
     from course_utils import catalog
 
-    gib = 32768 * catalog.kv_cache_bytes_per_token("R1-Distill-Llama-8B") / GIB
+    gib = 20_000 * catalog.kv_cache_bytes_per_token("R1-Distill-Qwen-14B") / GIB
     return check("Exercise 1", answer, gib, hint="per token: 2 (K and V) x layers x KV heads x head_dim x 2 bytes",
                  mistakes=[(gib / 2, "that is K or V alone; the cache holds both"),
                            (gib * 2, "that is 4 bytes per value (fp32); bf16 takes 2"),
-                           (gib * 4, "the cache has one K and one V per *KV* head (8 here), not per attention head "
-                                     "(32): that is grouped-query attention's saving")])
+                           (gib * 5, "the cache has one K and one V per *KV* head (8 here), not per attention head "
+                                     "(40): that is grouped-query attention's saving"),
+                           (gib * GIB / 1e9, "GiB are 2**30 bytes, not 10**9")])
 
 
 def exercise_00_2(answer) -> bool:
-    """Fewest 80 GB H100s for R1-Distill-Llama-70B in bf16 with a 32,768-token context."""
+    """Fewest 40 GB A100s for R1-Distill-Qwen-32B in bf16 with a 32,768-token context."""
     from course_utils import hardware
 
-    n = hardware.plan_serving("R1-Distill-Llama-70B", "H100", 8, min_context=32768).tensor_parallel
-    return check("Exercise 2", answer, n, rel=0, hint="weights are 131 GiB in bf16; try "
-                 "hardware.plan_serving(..., min_context=32768) with 1, 2 and 4 GPUs",
-                 mistakes=[(1, "131 GiB of weights do not fit one 80 GB GPU"),
+    n = hardware.plan_serving("R1-Distill-Qwen-32B", "A100-40GB", 8, min_context=32768).tensor_parallel
+    return check("Exercise 2", answer, n, rel=0, hint="weights are 61 GiB in bf16; try "
+                 "hardware.plan_serving(..., use_all=True, min_context=32768) with 1, 2 and 4 GPUs",
+                 mistakes=[(1, "61 GiB of weights do not fit one 40 GB GPU"),
+                           (2, "the weights fit on two, but too little is left for a 32,768-token KV cache (the "
+                               "margin included)"),
                            (8, "that fits, but fewer GPUs do too")])
 
 
 def exercise_00_3(answer) -> bool:
-    """US$ for 10 million R1 output tokens in the off-peak window (prices of 2025-03-06)."""
+    """US$ for 3 million input tokens (40% of them cache hits) and 1.5 million output tokens of deepseek-chat at
+    the peak prices of 2025-03-06."""
     from course_utils import pricing
 
-    price = pricing.API_PRICES["deepseek-reasoner"]
-    return check("Exercise 3", answer, pricing.api_cost("deepseek-reasoner", 0, 10_000_000, off_peak=True),
-                 hint="the off-peak output price listed for deepseek-reasoner: pricing.API_PRICES",
-                 mistakes=[(10 * price.output, "that is the peak price; the window is off-peak"),
-                           (10 * price.off_peak_input_cache_miss, "that is the off-peak *input* price"),
-                           (10 * price.output / 2, "the off-peak discount for R1 is larger than half")])
+    cost = pricing.api_cost("deepseek-chat", 3_000_000, 1_500_000, cache_hit_rate=0.4)
+    no_hits = pricing.api_cost("deepseek-chat", 3_000_000, 1_500_000)
+    reasoner = pricing.api_cost("deepseek-reasoner", 3_000_000, 1_500_000, cache_hit_rate=0.4)
+    off_peak = pricing.api_cost("deepseek-chat", 3_000_000, 1_500_000, cache_hit_rate=0.4, off_peak=True)
+    return check("Exercise 3", answer, cost, hint="input: 40% at the cache-hit price, 60% at the miss price; output "
+                 "at its price; all per million tokens (pricing.API_PRICES)",
+                 mistakes=[(no_hits, "every input token billed as a cache miss: 40% of them are hits"),
+                           (reasoner, "those are deepseek-reasoner's prices (R1); the question is deepseek-chat"),
+                           (off_peak, "those are the off-peak prices; the question asks for the peak ones")])
 
 
 # ---------------------------------------------------------------- 01 · MoE routing
@@ -63,24 +70,29 @@ def exercise_01_1(answer) -> bool:
 
 
 def exercise_01_2(answer) -> bool:
-    """Growth of the number of expert combinations: 16 experts top-2 -> 64 experts top-8."""
-    return check("Exercise 2", answer, math.comb(64, 8) / math.comb(16, 2), hint="combinations of k experts out of "
-                 "N: math.comb(N, k), before and after",
-                 mistakes=[(64 / 16, "that is the growth of the number of experts, not of their combinations"),
-                           (math.comb(64, 8), "that is the number of combinations after; divide by the number before"),
-                           (math.perm(64, 8) / math.perm(16, 2), "the order of the chosen experts does not matter: "
-                                                               "combinations, not permutations")])
+    """Growth of the number of expert combinations: 32 experts top-4 -> each split in four: 128 experts top-16."""
+    before, after = math.comb(32, 4), math.comb(128, 16)
+    return check("Exercise 2", answer, after / before, hint="combinations of k experts out of N: math.comb(N, k), "
+                 "before and after",
+                 mistakes=[(128 / 32, "that is the growth of the number of experts, not of their combinations"),
+                           (after, "that is the number of combinations after; divide by the number before"),
+                           (math.perm(128, 16) / math.perm(32, 4), "the order of the chosen experts does not matter: "
+                                                                   "combinations, not permutations")])
 
 
-def exercise_01_3(answer, routing) -> bool:
-    """The Switch auxiliary loss alpha * N * sum(f * P) for the notebook's four experts."""
-    from course_utils import moe
+F_01_3, P_01_3 = [0.5, 0.2, 0.2, 0.1], [0.4, 0.25, 0.2, 0.15]
 
-    loss = moe.switch_aux_loss(routing, 4, alpha=0.01).item()
+
+def exercise_01_3(answer) -> bool:
+    """The Switch auxiliary loss alpha x N x sum(f x P) for f = F_01_3 (shares of tokens) and P = P_01_3 (mean router
+    probabilities) of four experts, alpha = 0.01."""
+    total = sum(f * p for f, p in zip(F_01_3, P_01_3, strict=True))
+    loss = 0.01 * 4 * total
     return check("Exercise 3", answer, loss, hint="alpha times N times the sum over experts of f times P",
                  mistakes=[(loss / 4, "the N in front is missing (it makes a balanced router score alpha)"),
                            (loss / 0.01, "alpha is missing"),
-                           (0.01 * 4 * 1.0, "that is sum(f) * sum(P): multiply expert by expert, then sum")])
+                           (0.01 * 4 * sum(F_01_3) * sum(P_01_3), "that is sum(f) x sum(P): multiply expert by "
+                                                                  "expert, then sum")])
 
 
 # ---------------------------------------------------------------- 02 · distillation
@@ -123,17 +135,21 @@ def exercise_02_3(answer, norms: dict, temperatures: list) -> bool:
 # ---------------------------------------------------------------- 03 · serving
 
 
-def exercise_03_1(answer, toy_kv: float) -> bool:
-    """Tokens a 2 GiB KV cache holds for the toy, in whole blocks of 128."""
+def exercise_03_1(answer) -> bool:
+    """Tokens a 3 GiB KV pool holds for R1-Distill-Qwen-1.5B (bf16: 28,672 bytes per token) in whole blocks of 16
+    tokens, vLLM's block size on a GPU."""
+    from course_utils import catalog
     from course_utils.kv_cache import kv_cache_capacity
 
-    return check("Exercise 1", answer, kv_cache_capacity(2 * GIB, toy_kv, 128), rel=0,
-                 hint="how many whole tokens fit in 2 GiB, and then how many whole blocks of 128 tokens?",
-                 mistakes=[(2 * GIB // toy_kv, "right number of whole tokens, but vLLM hands out whole blocks of "
-                                               "128: the last partial block is never used"),
-                           (2 * GIB / toy_kv, "tokens come whole, and then in whole blocks of 128"),
-                           (kv_cache_capacity(GIB, toy_kv, 128), "that is the 1 GiB the notebook uses; the "
-                                                                 "exercise sets 2 GiB")])
+    per_token = catalog.kv_cache_bytes_per_token("R1-Distill-Qwen-1.5B")
+    return check("Exercise 1", answer, kv_cache_capacity(3 * GIB, per_token, 16), rel=0,
+                 hint="how many whole tokens fit in 3 GiB, and then how many whole blocks of 16 tokens?",
+                 mistakes=[(3 * GIB // per_token, "right number of whole tokens, but vLLM hands out whole blocks: "
+                                                  "the last partial block is never used"),
+                           (3 * GIB / per_token, "tokens come whole, and then in whole blocks of 16"),
+                           (kv_cache_capacity(3 * GIB, per_token, 128), "blocks of 16 here (a GPU's); 128 is the "
+                                                                        "CPU backend's"),
+                           (kv_cache_capacity(3e9, per_token, 16), "GiB are 2**30 bytes, not 10**9")])
 
 
 def exercise_03_2(answer) -> bool:
@@ -190,29 +206,47 @@ def exercise_04_2(answer) -> bool:
                            ([True, True, False, False, False], "6/16 reduces to 3/8: values, not spellings")])
 
 
+def row_label(answer, labels) -> str | object:
+    """The table row a learner means: its label as the table shows it, or any unambiguous part of it ("thinking
+    skipped", "T=1.5"), case and spacing aside. Anything else is returned unchanged (and then judged wrong)."""
+    if not isinstance(answer, str) or not answer.strip():
+        return answer
+    typed = " ".join(answer.lower().split())
+    exact = [label for label in labels if " ".join(str(label).lower().split()) == typed]
+    if exact:
+        return exact[0]
+    found = [label for label in labels if typed in " ".join(str(label).lower().split())]
+    return found[0] if len(found) == 1 else answer
+
+
 def exercise_04_3(answer, tips) -> bool:
     """The setting of the tips table that lost the most accuracy against the first row (ties all count)."""
     loss = tips["accuracy"].iloc[0] - tips["accuracy"]
     worst = set(loss.index[loss == loss.max()])
     best_other = tips["accuracy"].iloc[1:].idxmax()
-    return check("Exercise 3", answer, worst, hint="subtract each row's accuracy from the first row's and take the "
-                 "largest", mistakes=[(tips.index[0], "that is the reference row: it loses nothing against itself"),
-                                      (best_other, "that setting lost the least, not the most")])
+    return check("Exercise 3", row_label(answer, tips.index), worst,
+                 hint="subtract each row's accuracy from the first row's and take the largest; answer with the "
+                      "row's label as the table shows it, or any part of it that names one row",
+                 mistakes=[(tips.index[0], "that is the reference row: it loses nothing against itself"),
+                           (best_other, "that setting lost the least, not the most")])
 
 
 # ---------------------------------------------------------------- 05 · R1-Zero's RL
 
 
+REWARDS_05_1 = [3.0, 1.0, 0.0, 2.0, 2.0, 0.0]
+
+
 def exercise_05_1(answer) -> bool:
-    """Advantage of the first completion of a group with rewards [2, 0, 0, 1] (sample std, eps = 1e-4)."""
+    """Advantage of the first completion of a group of G = 6 with rewards REWARDS_05_1 (sample std, eps = 1e-4)."""
     from course_utils.grpo import group_advantages
 
-    rewards = [2.0, 0.0, 0.0, 1.0]
-    advantage = group_advantages(rewards, 4)[0].item()
+    rewards = REWARDS_05_1
+    advantage = group_advantages(rewards, len(rewards))[0].item()
     centred = rewards[0] - statistics.mean(rewards)
     return check("Exercise 1", answer, advantage, hint="subtract the group's mean, divide by its sample standard "
                  "deviation (n - 1 in the denominator) plus eps",
-                 mistakes=[(centred, "the reward minus the mean is half of it: divide by the standard deviation"),
+                 mistakes=[(centred, "that is the reward minus the mean: divide by the standard deviation too"),
                            (centred / statistics.pstdev(rewards), "that is the population std (divide by n); GRPO's "
                                                                   "uses n - 1"),
                            (rewards[0] / statistics.stdev(rewards), "subtract the group's mean reward first")])
@@ -255,10 +289,34 @@ def exercise_06_2(answer, hourly_usd: float, tokens_per_second: float, api_usd_p
                                                  (share / 3600, "the price is per hour, the throughput per second")])
 
 
-def exercise_06_3(answer, bad_inputs) -> bool:
-    """The bad input the type annotations could not catch, so that the method itself raised."""
-    others = [name for name in bad_inputs if name != "max_tokens past the context"]
-    return check("Exercise 3", answer, "max_tokens past the context",
-                 hint="which rule depends on the prompt's length? look at the messages in the refusals table",
-                 mistakes=[(name, "the annotations catch that one (read its message in the refusals table)")
-                           for name in others])
+def exercise_06_3(answer, max_model_len: int) -> bool:
+    """The largest ``max_tokens`` the service's ``/solve`` accepts for a question whose prompt takes 100 tokens."""
+    right = max_model_len - 100
+    return check("Exercise 3", answer, right, rel=0,
+                 hint="prompt + max_tokens must fit max_model_len (the rule the method checks itself)",
+                 mistakes=[(max_model_len, "the annotation's bound alone (Le(max_model_len)); the prompt takes room "
+                                           "too, which only the method can check"),
+                           (right - 1, "prompt + max_tokens may equal max_model_len: the method refuses only more"),
+                           (max_model_len // 2, "that is the default max_tokens, not the largest accepted")])
+
+
+# ---------------------------------------------------------------- 07 · multi-head latent attention
+
+
+def exercise_07_3(answer) -> bool:
+    """How many times fewer bytes V3's MLA caches per token and layer than caching every head's expanded key and
+    value (V3's config: 128 heads, key 128 + 64, value 128, latent 512 + rope key 64)."""
+    from course_utils import catalog
+
+    c = catalog.resolve("deepseek-ai/DeepSeek-V3").config
+    latent = c["kv_lora_rank"] + c["qk_rope_head_dim"]
+    key, value = c["qk_nope_head_dim"] + c["qk_rope_head_dim"], c["v_head_dim"]
+    heads = c["num_attention_heads"]
+    return check("Exercise 3", answer, heads * (key + value) / latent,
+                 hint="expanded: every head's key (nope + rope) and value; MLA: the latent and the one rope key",
+                 mistakes=[(heads * (key + value) / c["kv_lora_rank"], "the shared rope key is cached too: latent + "
+                                                                        "rope"),
+                           (heads * key / latent, "the expanded cache holds the values too, not only the keys"),
+                           (heads * (c["qk_nope_head_dim"] + value) / latent, "each expanded key has its rope part "
+                                                                             "too: nope + rope"),
+                           ((key + value) / latent, "every head has its own key and value: times the heads")])

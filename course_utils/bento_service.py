@@ -28,6 +28,8 @@ from course_utils.inference import messages_for, thinking_left_open
 from course_utils.reasoning import extract_boxed, split_reasoning
 
 SETTINGS = settings_from_env()      # read once, at import: a bad variable stops `bentoml serve` with its message
+for _name, _value in vllm_parts.ENGINE_ENV.items():   # before the engine reads them (a value set by hand wins)
+    os.environ.setdefault(_name, _value)
 MAX_QUESTION_CHARS = 4000
 DEFAULT_MAX_TOKENS = min(SETTINGS.max_model_len // 2, 4096)
 TOP_P = 0.95                        # DeepSeek's recommended sampling (R1 model card): temperature 0.6, top-p 0.95

@@ -29,7 +29,10 @@ _V3_CONFIG = dict(
     n_shared_experts=1, n_routed_experts=256, routed_scaling_factor=2.5, kv_lora_rank=512, q_lora_rank=1536,
     qk_rope_head_dim=64, v_head_dim=128, qk_nope_head_dim=128, n_group=8, topk_group=4, num_experts_per_tok=8,
     first_k_dense_replace=3, norm_topk_prob=True, max_position_embeddings=163840, tie_word_embeddings=False,
-    num_nextn_predict_layers=1, torch_dtype="bfloat16",
+    num_nextn_predict_layers=1, torch_dtype="bfloat16", rope_theta=10000,
+    # YaRN from 4K to 160K positions (factor 40); mscale_all_dim also scales the attention softmax (notebook 07)
+    rope_scaling=dict(type="yarn", factor=40, original_max_position_embeddings=4096, beta_fast=32, beta_slow=1,
+                      mscale=1.0, mscale_all_dim=1.0),
 )
 
 

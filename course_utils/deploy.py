@@ -20,11 +20,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils import hardware, toy_reasoner, vllm_parts
+from course_utils import gpu_path, hardware, toy_reasoner, vllm_parts
 from course_utils.model_source import check_model
 from course_utils.processes import BackgroundServer, claim_port
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent          # the installed (or checked-out) course_utils
+SERVICE_HOME = PACKAGE.parent                       # where `bentoml serve` imports course_utils from
+BENTO_FILES = PACKAGE / "bento"                     # bentofile.yaml and the Bento's requirements.txt
 SERVICE = "course_utils.bento_service:DeepSeekDistill"
 ENV = {"model": "SERVICE_MODEL", "max_model_len": "SERVICE_MAX_MODEL_LEN", "dtype": "SERVICE_DTYPE",
        "kv_cache_gib": "SERVICE_KV_CACHE_GIB", "gpu_memory_utilization": "SERVICE_GPU_MEMORY_UTILIZATION"}
@@ -44,6 +46,7 @@ class ServiceSettings:
     kv_cache_gib: int               # the KV cache vLLM reserves on a CPU (VLLM_CPU_KVCACHE_SPACE)
     gpu_memory_utilization: float   # the share of GPU memory vLLM may take (weights + KV cache)
     on_gpu: bool
+    attention_backend: str | None = None   # TRITON_ATTN below compute capability 8.0 (gpu_path.attention_backend)
 
 
 def _whole_number(environ, key: str, default: int) -> int:
@@ -62,14 +65,15 @@ def _whole_number(environ, key: str, default: int) -> int:
 
 def default_model(device: hardware.Device) -> tuple[str, int, str]:
     """(model, max_model_len, dtype) the service serves when nothing is set: the toy R1 on a CPU; on a GPU, the
-    largest distill notebook 00's calculator fits in its free memory with an 8,192-token context."""
+    largest distill whose engine starts on it with an 8,192-token context (vLLM's rule, ``gpu_path.engine_fit``)."""
     if device.kind != "cuda":
         return str(toy_reasoner.checkpoint_path()), 256, "float32"
-    plan = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=GPU_CONTEXT)
-    if plan is None:
-        raise MemoryError(f"no DeepSeek distill fits in the {device.free_gib:.0f} GiB free on this {device.name} "
-                          f"with a {GPU_CONTEXT}-token context; set {ENV['model']} to the toy R1's folder")
-    return plan.model, GPU_CONTEXT, "bfloat16" if device.bf16 else "half"
+    fit = gpu_path.largest_engine(device, (GPU_CONTEXT,))
+    if fit is None:
+        raise MemoryError(f"no DeepSeek distill's engine starts in the {device.free_gib:.1f} GiB free on this "
+                          f"{device.name} with a {GPU_CONTEXT}-token context; free GPU memory, or set "
+                          f"{ENV['model']} to the toy R1's folder")
+    return fit.model, GPU_CONTEXT, "bfloat16" if device.bf16 else "half"
 
 
 def _share(environ, key: str, default: float) -> float:
@@ -102,20 +106,25 @@ def settings_from_env(environ=None, device: hardware.Device | None = None) -> Se
     if on_gpu:
         share = hardware.startable_share(device, share)
     return ServiceSettings(source.model, source.name, max_len, dtype, _whole_number(environ, "kv_cache_gib", 1),
-                           _share(environ, "gpu_memory_utilization", share), on_gpu)
+                           _share(environ, "gpu_memory_utilization", share), on_gpu,
+                           gpu_path.attention_backend(device.capability) if on_gpu else None)
+
+
+def engine_flags(settings: ServiceSettings) -> list[str]:
+    """The engine's flags for this device: on a GPU the startable memory share and, below compute capability 8.0,
+    the Triton attention backend; on a CPU, eager mode (no graph capture: a much faster start)."""
+    if not settings.on_gpu:
+        return ["--enforce-eager"]
+    flags = ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
+    return flags + (["--attention-backend", settings.attention_backend] if settings.attention_backend else [])
 
 
 def service_argv(settings: ServiceSettings) -> list[str]:
     """What the service hands vLLM's server, as ``vllm serve`` arguments (bento_service parses them with the
     installed vLLM's own parser; the contract tests parse them for every GPU class)."""
-    argv = ["--model", settings.model, "--served-model-name", settings.served_model_name,
+    return ["--model", settings.model, "--served-model-name", settings.served_model_name,
             "--max-model-len", str(settings.max_model_len), "--dtype", settings.dtype,
-            "--reasoning-parser", "deepseek_r1"]
-    if settings.on_gpu:
-        argv += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
-    else:
-        argv += ["--enforce-eager"]                     # no graph capture on a CPU: a much faster start
-    return argv
+            "--reasoning-parser", "deepseek_r1", *engine_flags(settings)]
 
 
 class BentoServer(BackgroundServer):
@@ -141,23 +150,62 @@ class BentoServer(BackgroundServer):
             variables[ENV["max_model_len"]] = str(max_model_len)
         if dtype:
             variables[ENV["dtype"]] = dtype
-        self.env = dict(os.environ, **variables, **(extra_env or {}))
-        self.args = [*BENTOML, "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
+        self.env = {**vllm_parts.ENGINE_ENV, **os.environ, **variables, **(extra_env or {})}
+        self.args = [*BENTOML, "serve", SERVICE, "--working-dir", str(SERVICE_HOME), "--host", "127.0.0.1",
                      "--port", str(self.port)]
         self._prepare("bento-service-")
 
 
+def bentofile_text() -> str:
+    """The Bento's recipe, ``bentofile.yaml``, as it travels inside the course package."""
+    return (BENTO_FILES / "bentofile.yaml").read_text()
+
+
+def is_packaged(path: str | os.PathLike) -> bool:
+    """Is ``path`` a folder inside the course package (the toy R1's, for instance)?"""
+    return Path(path).resolve().is_relative_to(PACKAGE)
+
+
+def packaged_name(path: str | os.PathLike) -> str:
+    """A folder inside the course package, named from the package: ``course_utils/toy_r1``."""
+    return str(Path(path).resolve().relative_to(SERVICE_HOME))
+
+
+def build_context(folder: str | os.PathLike) -> Path:
+    """A folder ``bentoml build`` can run in: the packaged ``bentofile.yaml`` and ``requirements.txt``, and the
+    course files the bentofile includes, copied from wherever the course is installed. BentoML reads a build context
+    only below its working directory, and an installed course has no repository around it."""
+    import glob
+    import shutil
+
+    import yaml
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("bentofile.yaml", "requirements.txt"):
+        shutil.copy2(BENTO_FILES / name, folder / name)
+    for pattern in yaml.safe_load(bentofile_text())["include"]:
+        for found in glob.glob(str(SERVICE_HOME / pattern)):
+            target = folder / Path(found).relative_to(SERVICE_HOME)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(found, target)
+    return folder
+
+
 def build_bento(bentoml_home: str | os.PathLike, timeout: float = 120.0) -> Path:
-    """``bentoml build`` of the repository's ``bentofile.yaml`` into the store at ``bentoml_home`` (BentoML's
-    ``BENTOML_HOME``; the default is ~/bentoml). Offline: nothing is resolved or downloaded. Returns the Bento's
-    folder. The service is imported during the build, so its ``SERVICE_*`` settings (and this machine's defaults)
-    are what the Bento's schema and resources record: build with the variables it will be served with."""
+    """``bentoml build`` of the course's service into the store at ``bentoml_home`` (BentoML's ``BENTOML_HOME``;
+    the default is ~/bentoml), from a fresh build context (``build_context``). Offline: nothing is resolved or
+    downloaded. Returns the Bento's folder. The service is imported during the build, so its ``SERVICE_*`` settings
+    (and this machine's defaults) are what the Bento's schema and resources record: build with the variables it
+    will be served with."""
+    import tempfile
+
     bentoml_home = Path(bentoml_home).resolve()
     # NO_COLOR: under Jupyter, BentoML's console (rich) colours the tag's digits even into a pipe
     env = dict(os.environ, BENTOML_HOME=str(bentoml_home), BENTOML_DO_NOT_TRACK="true", NO_COLOR="1")
-    # from the repository's top: BentoML refuses to read a build context outside the working directory
-    result = subprocess.run([*BENTOML, "build", ".", "--output", "tag"],
-                            capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    with tempfile.TemporaryDirectory(prefix="bento-context-") as folder:
+        result = subprocess.run([*BENTOML, "build", ".", "--output", "tag"], capture_output=True, text=True, env=env,
+                                timeout=timeout, cwd=build_context(folder))
     plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)          # and any colour codes that still came through
     tag = next((line.removeprefix("__tag__:") for line in plain.splitlines() if line.startswith("__tag__:")), "")
     if result.returncode != 0 or ":" not in tag:
@@ -231,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start the service: {error}", file=sys.stderr)
         return 2
     print(how_to_call(f"http://127.0.0.1:{port}", settings.served_model_name), flush=True)
-    os.execv(sys.executable, [*BENTOML, "serve", SERVICE, "--working-dir", str(ROOT), "--host", "127.0.0.1",
+    os.execv(sys.executable, [*BENTOML, "serve", SERVICE, "--working-dir", str(SERVICE_HOME), "--host", "127.0.0.1",
                        "--port", str(port)])
 
 

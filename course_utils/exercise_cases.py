@@ -236,3 +236,33 @@ def random_solve_payloads(max_model_len: int, n: int = 120, seed: int = 10) -> l
             payload["temperature"] = rng.choice(temperatures)
         payloads.append(payload)
     return payloads
+
+
+def random_softmax_scales(n: int = 60, seed: int = 20) -> list[tuple]:
+    """Notebook 07, MLA's softmax scale: (nope dim, rope dim, YaRN settings or None); some YaRN settings without
+    mscale_all_dim (then no extra factor)."""
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        yarn = None
+        if rng.random() < 0.7:
+            yarn = {"rope_type": "yarn", "factor": rng.choice([4.0, 16.0, 40.0]),
+                    "mscale_all_dim": rng.choice([0.0, 0.707, 1.0]), "mscale": 1.0}
+        cases.append((rng.choice([32, 64, 128]), rng.choice([16, 32, 64]), yarn))
+    return cases
+
+
+def random_cache_inputs(n: int = 40, seed: int = 21) -> list[tuple]:
+    """Notebook 07, one MLA cache entry: (hidden states [batch, tokens, hidden], W_kv_a [latent + rope, hidden], the
+    latent's RMSNorm weight, positions, latent size, rope size), at positions that do not start at 0."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        hidden, latent, rope = rng.choice([16, 32]), rng.choice([8, 16]), rng.choice([4, 8])
+        tokens, start = rng.randint(1, 6), rng.randint(0, 50)
+        x = torch.randn(rng.randint(1, 2), tokens, hidden, generator=gen)
+        w = torch.randn(latent + rope, hidden, generator=gen) * hidden ** -0.5
+        norm = 1 + 0.1 * torch.randn(latent, generator=gen)
+        cases.append((x, w, norm, torch.arange(start, start + tokens), latent, rope))
+    return cases

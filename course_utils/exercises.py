@@ -37,9 +37,9 @@ def check(name: str, answer, expected, *, rel: float = 0.01, hint: str = "",
         return True
     why = next((why for value, why in mistakes if _matches(answer, value, rel)), None)
     if why:
-        print(f"{name}: {answer!r} is not right yet: {why}")
+        print(f"{name}: {_brief_value(answer)} is not right yet: {why}")
     else:
-        print(f"{name}: {answer!r} is not right yet." + (f" Hint: {hint}" if hint else ""))
+        print(f"{name}: {_brief_value(answer)} is not right yet." + (f" Hint: {hint}" if hint else ""))
     return False
 
 
@@ -85,6 +85,9 @@ def first_difference(got, expected, rel: float, where: str = "") -> str:
 
 
 def _number(value) -> str:
+    """A number as a number: 0.207, not np.float64(0.2068...)."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) == 0:
+        value = value.item()                          # numpy and torch scalars
     return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
@@ -96,7 +99,7 @@ def _brief_value(value, width: int = 60) -> str:
         flat = value.flatten()[:4].tolist()
         more = ", ..." if value.numel() > 4 else ""
         return f"tensor{tuple(value.shape)} [{', '.join(_number(v) for v in flat)}{more}]"
-    if isinstance(value, float):
+    if isinstance(value, float) or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
         return _number(value)
     text = repr(value)
     if len(text) <= width:
@@ -121,12 +124,13 @@ def _matches_mistake(got, args, mistakes, rel: float) -> str | None:
 
 
 def check_function(name: str, function, reference, cases: list[tuple], *, rel: float = 1e-4, hint: str = "",
-                   mistakes: list[tuple] = ()) -> bool:
+                   mistakes: list[tuple] = (), preview=excerpt) -> bool:
     """Run a learner's ``function`` and the course's tested ``reference`` on every case (a tuple of arguments) and
     compare. A stub that raises ``NotImplementedError`` means not written yet (no failure). On the first case that
     differs it shows the input (in brief), the first element that differs (position, expected, got), and, when the
     result is one of the classic ``mistakes`` (pairs of a wrong function and what it gets wrong), names the
-    mistake; otherwise the hint."""
+    mistake; otherwise the hint. ``preview`` shows a case's input (by default each argument in brief; an
+    exercise can show the fields it is about instead)."""
     for number, args in enumerate(cases, 1):
         try:
             got = function(*args)
@@ -135,14 +139,14 @@ def check_function(name: str, function, reference, cases: list[tuple], *, rel: f
             return False
         except Exception as error:   # the learner's code: report it, do not stop the notebook
             print(f"{name}: case {number} of {len(cases)} raised {type(error).__name__}: {error}\n"
-                  f"  input: {excerpt(args)}")
+                  f"  input: {preview(args)}")
             return False
         expected = reference(*args)
         if not _same(got, expected, rel):
             mistake = _matches_mistake(got, args, mistakes, rel)
             advice = f"\n  Looks like a classic mistake: {mistake}" if mistake else ""
             advice = advice or (f"\n  Hint: {hint}" if hint else "")
-            print(f"{name}: case {number} of {len(cases)} is not right yet.\n  input: {excerpt(args)}\n"
+            print(f"{name}: case {number} of {len(cases)} is not right yet.\n  input: {preview(args)}\n"
                   f"  first difference: {first_difference(got, expected, rel)}{advice}")
             return False
     print(f"{name}: correct on all {len(cases)} cases.")

@@ -72,6 +72,70 @@ def has_nvidia_gpu() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+def nvidia_device_without_driver_tools(device_paths=("/dev/nvidia0", "/proc/driver/nvidia/gpus")) -> bool:
+    """An NVIDIA GPU's device files are here but ``nvidia-smi`` is not (a container started without the driver's
+    tools): the set-up cannot read the driver's CUDA version and would quietly pick the CPU set."""
+    import os
+
+    return shutil.which("nvidia-smi") is None and any(os.path.exists(path) for path in device_paths)
+
+
+NO_SMI_NOTE = ("an NVIDIA GPU's device files are here, but nvidia-smi is not: the set-up cannot see the GPU's driver "
+               "and installs the CPU set. To use the GPU, start the container with the driver's tools (Docker: "
+               "`--gpus all` with the NVIDIA Container Toolkit), then delete .venv and run `make setup` again; or "
+               "choose a GPU set yourself with COURSE_FLAVOUR=cuda (CUDA-13 driver, 580+) or cuda12 (525-579)")
+
+
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """The compute capability of each GPU nvidia-smi lists ([] where it cannot say)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = re.findall(r"(\d+)\.(\d+)", out.stdout) if out.returncode == 0 else []
+    return [(int(major), int(minor)) for major, minor in found]
+
+
+MIN_CAPABILITY = (7, 5)   # the course's GPU wheels (torch 2.13 CUDA 13, vLLM 0.32) have kernels for sm_75 and newer
+
+
+def capability_problem(capabilities: list[tuple[int, int]]) -> str | None:
+    """What to do when the GPU is older than the wheels support; None when it is new enough (or unknown)."""
+    old = [c for c in capabilities if c < MIN_CAPABILITY]
+    if not old:
+        return None
+    have = ", ".join(f"{major}.{minor}" for major, minor in old)
+    return (f"this GPU has compute capability {have}; the course's GPU wheels have kernels for "
+            f"{MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} and newer only, so torch and vLLM would fail on it. Run the CPU "
+            "path on purpose: `COURSE_FLAVOUR=cpu make setup` (or use a newer GPU: Colab's T4 works)")
+
+
+def build_tools_problem(compiler: str | None, python_header: bool) -> str | None:
+    """The GPU sets compile small C helpers when an engine first starts (Triton builds its CUDA driver stub with a
+    C compiler and Python's headers); the CPU set never does. None when both are here."""
+    missing = [what for what, here in (("a C compiler", compiler), ("Python's headers (Python.h)", python_header))
+               if not here]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} missing: every vLLM engine start on a GPU compiles Triton's C helper and would "
+            "fail. Fix (Debian/Ubuntu): `sudo apt-get install -y build-essential python3-dev` (the -dev package of "
+            "the Python that runs .venv, e.g. python3.11-dev)")
+
+
+def build_tools_here() -> tuple[str | None, bool]:
+    """(the C compiler found, whether Python.h is where this interpreter's headers live)."""
+    import os
+    import sysconfig
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    header = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+    return compiler, header
+
+
 def detect_flavour(override: str | None = None) -> str:
     gpu = has_nvidia_gpu()
     return choose_flavour(platform.system(), platform.machine().lower(), gpu, override,

@@ -1,6 +1,13 @@
-"""The GPU path's sizes and run times: which distill a notebook runs on this GPU, how many problems, samples and
-tokens, and about how long that takes. The notebooks' GPU branches are one call into this module, so the choices
-are tested on a CPU with faked devices (a T4, an L4, an A100, an H100) instead of living untested in cells.
+"""The GPU path's arithmetic: will a vLLM engine start on this GPU, with which model, context and memory share, and
+about how long its work takes. The run plans (``run_plans``) size each notebook's GPU path with these functions, so
+the choices are tested on a CPU with faked devices (a T4, an RTX 3060, an L4, an A100, an H100, a MIG slice) instead
+of living untested in cells.
+
+**vLLM 0.32's rule for starting an engine** (``vllm/v1/worker/utils.py``, ``request_memory``; the KV check in
+``vllm/v1/core/kv_cache_utils.py``): the engine asks for ``gpu_memory_utilization x total`` bytes, where *total* is
+what CUDA reports (a little less than nvidia-smi's figure), and refuses to start unless that much is free once its
+own CUDA context exists. Inside that share go the weights, a runtime overhead (activations while profiling, CUDA
+graphs, library workspaces) and the KV cache, which must hold at least one request of ``max_model_len`` tokens.
 
 Run times here are **estimates, not measurements**. Decoding is bound by memory bandwidth: each engine step reads
 the weights once, plus the KV cache of every sequence in the batch, and produces one token per sequence. The batch
@@ -15,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from course_utils import catalog, hardware
+from course_utils import catalog, hardware, vllm_parts
 from course_utils.catalog import GIB
 
 # Memory bandwidth (GB/s) and dense fp16/bf16 tensor throughput (TFLOP/s) from NVIDIA's datasheets (A100 80 GB
@@ -26,8 +33,11 @@ DATASHEET = {
 }
 EFFICIENCY = 0.5          # the assumed share of the datasheet figures a serving engine reaches (an assumption)
 MEAN_LENGTH_SHARE = 0.5   # assumed: completions use half of max_tokens on average (reasoning traces run long)
-BUDGET_MINUTES = 30       # each notebook's GPU path should finish well under an hour, even on a T4
 SMALLEST = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+# What a transformers copy of a model needs beyond its weights for notebook 04's token probabilities: one forward
+# pass over up to max_model_len tokens (the decoder's KV cache and one layer's activations), the output head in
+# chunks of 512 positions (token_probs.token_probabilities). An estimate with a margin.
+TRANSFORMERS_WORK_GIB = 1.5
 
 
 def gpu_class(total_gib: float, name: str = "") -> str:
@@ -37,6 +47,80 @@ def gpu_class(total_gib: float, name: str = "") -> str:
     family = re.search(r"\b(T4|L4|A100|H100|H200)\b", name.upper())
     candidates = [key for key in hardware.GPUS if family and key.startswith(family.group(1) + "-")] or hardware.GPUS
     return min(candidates, key=lambda key: abs(hardware.GPUS[key].memory_gib - total_gib))
+
+
+def dtype_for(device: hardware.Device) -> str:
+    """bfloat16 where the GPU computes it natively (Ampere and newer), else float16 (a T4: vLLM's ``--dtype half``)."""
+    return "bfloat16" if device.bf16 else "float16"
+
+
+@dataclass(frozen=True)
+class EngineFit:
+    """A vLLM engine for ``model`` on one GPU that starts under vLLM's rule."""
+    model: str
+    max_model_len: int
+    share: float             # the gpu_memory_utilization to pass
+    dtype: str
+    weights_gib: float
+    kv_cache_gib: float      # what vLLM fills with KV cache: share x CUDA total - weights - runtime
+    kv_cache_tokens: int
+    gpu: str                 # the catalog class, for time estimates
+
+    @property
+    def engine_options(self) -> dict:
+        """``vllm.LLM`` keyword arguments for this engine (besides the model and ``max_model_len``)."""
+        return {"gpu_memory_utilization": self.share}
+
+
+def engine_fit(model: str, device: hardware.Device, *, context: int, processes: int = 1, leave_gib: float = 0.0,
+               wanted_share: float | None = None) -> EngineFit | None:
+    """The engine for ``model`` with ``max_model_len=context`` on this GPU, or None where vLLM would refuse it.
+
+    ``processes``: CUDA contexts still to be opened before the engine checks its memory (the engine's own, and the
+    notebook kernel's where it will load a model too); ``leave_gib``: memory that must stay free beside the engine
+    (a transformers copy loaded while the engine runs). The share is vLLM's default (or ``wanted_share``), lowered
+    to what is free; the engine fits when weights, the runtime overhead and KV cache for ``context`` tokens (with
+    ``hardware.KV_HEADROOM``'s margin) fit in it."""
+    wanted = wanted_share if wanted_share is not None else vllm_parts.default_memory_share()
+    room = (device.free_gib - processes * hardware.CUDA_CONTEXT_GIB - leave_gib) / device.total_gib
+    share = math.floor(min(wanted, room) * 100) / 100
+    if share < 0.1:
+        return None
+    dtype = dtype_for(device)
+    weights = catalog.weight_bytes(model, dtype) / GIB
+    per_token = catalog.kv_cache_bytes_per_token(model, "bfloat16")   # vLLM keeps the KV cache in 16 bits
+    kv_gib = share * hardware.cuda_total_estimate(device) - weights - hardware.RUNTIME_OVERHEAD_GIB
+    tokens = int(kv_gib * GIB / per_token) if kv_gib > 0 else 0
+    if tokens * hardware.KV_HEADROOM < context or context > catalog.resolve(model).context_length:
+        return None
+    return EngineFit(model, context, share, dtype, round(weights, 2), round(kv_gib, 2), tokens,
+                     gpu_class(device.total_gib, device.name))
+
+
+def transformers_need_gib(model: str, device: hardware.Device) -> float:
+    """Memory a transformers copy of ``model`` takes on this GPU for notebook 04's token probabilities."""
+    return catalog.weight_bytes(model, dtype_for(device)) / GIB + TRANSFORMERS_WORK_GIB
+
+
+def largest_engine(device: hardware.Device, contexts: tuple[int, ...], *, processes: int = 1,
+                   leave_gib: float = 0.0, candidates: list[str] | None = None) -> EngineFit | None:
+    """The largest distill (by parameters) whose engine starts on this GPU with the longest context it can have
+    from ``contexts`` (tried in order: a shorter one only where the longer one does not fit any), or None."""
+    by_size = sorted(candidates or catalog.DISTILLS, key=lambda name: -catalog.count_parameters(name)[0])
+    for context in contexts:
+        for model in by_size:
+            fit = engine_fit(model, device, context=context, processes=processes, leave_gib=leave_gib)
+            if fit:
+                return fit
+    return None
+
+
+def attention_backend(capability: tuple[int, int] | None) -> str | None:
+    """The attention backend to ask for: TRITON_ATTN below compute capability 8.0 (a T4), where vLLM 0.19.1 would pick
+    FlashInfer, which compiles with nvcc (0.32 picks TRITON_ATTN there itself); else None, vLLM's own choice."""
+    if capability is not None and tuple(capability) != (0, 0) and tuple(capability) < (8, 0):
+        return "TRITON_ATTN"
+    return None
 
 
 def generation_minutes(model: str, gpu_name: str, completions: int, max_tokens: int, kv_cache_gib: float,
@@ -56,114 +140,22 @@ def generation_minutes(model: str, gpu_name: str, completions: int, max_tokens: 
     return steps * max(read_seconds, compute_seconds) / 60
 
 
-# ---------------------------------------------------------------- notebook 04
+def fake_device(gpu_name: str, free_gib: float | None = None, count: int = 1) -> hardware.Device:
+    """A device with a catalog GPU's facts (free: all but half a GiB unless given), for tables and tests."""
+    card = hardware.gpu(gpu_name)
+    capability = (7, 5) if not card.bf16 else (8, 0)
+    free = card.memory_gib - 0.5 if free_gib is None else free_gib
+    return hardware.Device("cuda", card.name, count, card.memory_gib, free, card.bf16, 8, 64, capability)
 
 
-@dataclass(frozen=True)
-class ReasoningSizes:
-    """Notebook 04's GPU path on one GPU."""
-    model: str
-    second_model: str | None   # the 1.5B for section 6's size comparison, or None where only the 1.5B fits
-    gpu: str
-    max_model_len: int
-    max_tokens: int
-    engine_share: float        # the engine's gpu_memory_utilization; the rest holds the transformers copy (section 5)
-    word_problems: int
-    math_problems: int
-    n_samples: int
-    k_problems: int
-    completions: int
-    download_gb: float
-    estimated_minutes: float
-
-    def describe(self) -> str:
-        second = f" and {self.second_model.split('/')[1]}" if self.second_model else ""
-        return (f"GPU path on a {self.gpu}: {self.model.split('/')[1]}{second}; {self.word_problems} word problems + "
-                f"{self.math_problems} MATH-500 problems, {self.n_samples} samples x {self.k_problems} problems for "
-                f"pass@k, up to {self.max_tokens} new tokens: {self.completions:,} completions. First use downloads "
-                f"about {self.download_gb:.1f} GB. Estimated generation time {self.estimated_minutes:.0f} min "
-                "(bandwidth estimate, not a measurement).")
-
-
-# (word problems, MATH-500 problems, samples, problems for pass@k, max new tokens), largest first: the first whose
-# estimate fits the budget wins. Halving max_tokens cuts more completions short (counted apart in notebook 04).
-REASONING_TIERS = [(20, 60, 8, 40, 8192), (20, 30, 8, 20, 8192), (10, 20, 4, 20, 8192), (10, 20, 4, 20, 4096),
-                   (10, 10, 4, 10, 4096)]
-TIP_SETTINGS = 8   # notebook 04 section 3 runs every problem under 8 settings
-
-
-def reasoning_completions(problems: int, n_samples: int, k_problems: int, second_model: bool) -> int:
-    """Notebook 04's completions on the GPU: the baseline, 8 tip settings, the hot run and (with a second size) its
-    run, each over every problem; and pass@k's samples at two temperatures."""
-    return problems * (1 + TIP_SETTINGS + 1 + int(second_model)) + 2 * n_samples * k_problems
-
-
-def reasoning_sizes(device: hardware.Device, context: int = 16384) -> ReasoningSizes:
-    """What notebook 04 runs on this GPU: the largest distill that fits in 45% of the free memory (the engine takes
-    half; the other half holds a transformers copy for token probabilities), and the largest problem set whose
-    estimated time stays within ``BUDGET_MINUTES``."""
-    share = 0.45
-    # the engine's share of the whole GPU, less where two CUDA contexts (the kernel's, the engine's) would not fit
-    engine_share = hardware.startable_share(device, 0.5, processes=2)
-    chosen = hardware.recommend(min(device.free_gib * share, device.total_gib * engine_share), bf16=device.bf16,
-                                min_context=context)
-    if chosen is None:
-        raise MemoryError(f"no R1 distill fits in {share:.0%} of this GPU's {device.free_gib:.1f} GiB free with a "
-                          f"{context}-token context; free GPU memory (other kernels) or run on a CPU (the toy R1)")
-    second = SMALLEST if chosen.model != SMALLEST else None
-    gpu_name = gpu_class(device.total_gib, device.name)
-    kv_gib = chosen.kv_cache_gib_per_gpu
-    for word, math_problems, samples, k, max_tokens in REASONING_TIERS:
-        completions = reasoning_completions(word + math_problems, samples, k, second is not None)
-        minutes = generation_minutes(chosen.model, gpu_name, completions, max_tokens, kv_gib, dtype=chosen.dtype)
-        if minutes <= BUDGET_MINUTES:
-            break
-    download = catalog.weight_bytes(chosen.model) + (catalog.weight_bytes(second) if second else 0)
-    return ReasoningSizes(chosen.model, second, gpu_name, context, max_tokens, engine_share, word, math_problems,
-                          samples, k, completions, download / 1e9, round(minutes, 1))
-
-
-# ---------------------------------------------------------------- notebook 03
-
-
-def serving_choice(device: hardware.Device) -> tuple[hardware.ServingPlan | None, float | None]:
-    """Notebook 03's model on this GPU (the largest distill with an 8,192-token context in its free memory) and its
-    estimated generation minutes; (None, None) when nothing fits."""
-    plan = hardware.recommend(device.free_gib, bf16=device.bf16, min_context=8192)
-    if plan is None:
-        return None, None
-    return plan, serving_minutes(plan.model, gpu_class(device.total_gib, device.name), plan.kv_cache_gib_per_gpu,
-                                 plan.dtype)
-
-
-def serving_minutes(model: str, gpu_name: str, kv_cache_gib: float, dtype: str = "bfloat16") -> float:
-    """Estimated vLLM generation time of notebook 03's GPU path: 8 chats of up to 4,096 tokens, 16 x 256 tokens for
-    the speed table, 64 x 512 tokens at each of 3 load levels, and the server's chat and streaming calls."""
-    parts = [(8, 4096), (16, 256), (3 * 64, 512), (4, 4096)]
-    return sum(generation_minutes(model, gpu_name, n, tokens, kv_cache_gib, dtype=dtype) for n, tokens in parts)
-
-
-def cell_timeout(on_gpu: bool, cpu_seconds: int = 900) -> int:
-    """nbval's per-cell limit: the CPU path's cells finish in minutes; on a GPU one cell generates hundreds of
-    reasoning completions (notebook 04) or downloads a distill, so the limit is an hour there."""
-    return max(cpu_seconds, 3600) if on_gpu else cpu_seconds
-
-
-def minutes_table(gpu_names=("T4-16GB", "L4-24GB", "A100-40GB", "H100-80GB")) -> list[dict]:
-    """The README's and notebooks' stated GPU times for notebooks 03 and 04, one row per GPU class."""
-    rows = []
-    for name in gpu_names:
-        card = hardware.gpu(name)
-        device = hardware.Device("cuda", name, 1, card.memory_gib, card.memory_gib - 0.5, card.bf16, 8, 64)
-        reasoning = reasoning_sizes(device)
-        served, serving = serving_choice(device)
-        rows.append({"GPU": name,
-                     "notebook 03 model": served.model.split("/")[1],
-                     "notebook 03 download (GB)": round(catalog.weight_bytes(served.model) / 1e9, 1),
-                     "notebook 03 generation (min)": math.ceil(serving),
-                     "notebook 04 model": reasoning.model.split("/")[1]
-                     + (f" + {reasoning.second_model.split('/')[1]}" if reasoning.second_model else ""),
-                     "notebook 04 download (GB)": round(reasoning.download_gb, 1),
-                     "notebook 04 completions": reasoning.completions,
-                     "notebook 04 generation (min)": math.ceil(reasoning.estimated_minutes)})
-    return rows
+def test_suite_environment(gpu_present: bool, vllm_cpu_build: bool) -> dict[str, str]:
+    """How ``make test`` runs on a machine with an NVIDIA GPU: the suite checks the CPU path (its figures, its bars,
+    the toy's engines), so the GPU is hidden from it (``CUDA_VISIBLE_DEVICES=""``); two pytest workers never start
+    engines on one GPU, and no test asserts a CPU fact against a GPU engine. Where the installed vLLM is the CUDA
+    build, which cannot run without a GPU, the notebooks take their labelled transformers fallback
+    (``COURSE_NO_VLLM=1``) and the tests that start vLLM engines are skipped (conftest.py). The GPU path itself is
+    ``make gpu-check``'s. Nothing changes on a machine without a GPU."""
+    if not gpu_present:
+        return {}
+    hidden = {"CUDA_VISIBLE_DEVICES": ""}
+    return hidden if vllm_cpu_build else {**hidden, "COURSE_NO_VLLM": "1"}

@@ -20,6 +20,10 @@ from course_utils.catalog import GIB
 # The commands' --max-model-len uses at most this share of the predicted KV capacity (the rest is a margin for an
 # overhead above the 2 GiB estimate: a 10% margin on a T4's ~9 GiB of KV cache is ~0.9 GiB).
 KV_HEADROOM = 0.9
+# The runtime overhead inside vLLM's share besides weights and KV cache (activations while profiling, CUDA graphs,
+# library workspaces): an estimate, the same figure for the calculator and for the engines the course starts; notebook
+# 03's GPU path measures it.
+RUNTIME_OVERHEAD_GIB = 2.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def plan_serving(model: str, gpu_name: str | None = None, n_gpus: int = 1, *, us
 
 def _plan_on(model: str, gpu_name: str | None, n_gpus: int, *, memory_gib: float | None = None,
              bf16: bool = True, fp8: bool = True, dtype: str | None = None, min_context: int = 4096,
-             gpu_memory_utilization: float | None = None, overhead_gib: float = 2.0) -> ServingPlan:
+             gpu_memory_utilization: float | None = None, overhead_gib: float = RUNTIME_OVERHEAD_GIB) -> ServingPlan:
     facts = catalog.resolve(model)
     if gpu_memory_utilization is None:   # the installed vLLM's default; the command states it either way
         gpu_memory_utilization = vllm_parts.default_memory_share()
@@ -195,6 +199,8 @@ class Device:
     bf16: bool
     cpu_cores: int
     ram_gib: float
+    capability: tuple[int, int] = (0, 0)   # a CUDA GPU's compute capability; (0, 0) elsewhere
+    cuda_total_gib: float = 0.0            # the total as CUDA reports it, where it was asked (a MIG slice); else 0
 
     @property
     def torch(self):
@@ -231,11 +237,13 @@ class GPUFacts:
     total_gib: float
     free_gib: float
     capability: tuple[int, int]
+    mig: bool = False          # MIG mode on: nvidia-smi's memory figures are the whole GPU's, not the slice's
+    cuda_total_gib: float = 0.0
 
 
 def parse_nvidia_smi_gpus(text: str) -> list[GPUFacts]:
-    """The GPUs in ``nvidia-smi --query-gpu=name,memory.total,memory.free,compute_cap --format=csv,noheader,nounits``
-    (memory in MiB); lines it cannot read are skipped."""
+    """The GPUs in ``nvidia-smi --query-gpu=name,memory.total,memory.free,compute_cap[,mig.mode.current]
+    --format=csv,noheader,nounits`` (memory in MiB); lines it cannot read are skipped."""
     gpus = []
     for line in text.strip().splitlines():
         fields = [field.strip() for field in line.split(",")]
@@ -244,7 +252,8 @@ def parse_nvidia_smi_gpus(text: str) -> list[GPUFacts]:
             major, minor = (int(part) for part in capability.split("."))
         except (IndexError, ValueError):
             continue
-        gpus.append(GPUFacts(name, total / 1024, free / 1024, (major, minor)))
+        mig = len(fields) > 4 and fields[4].lower() == "enabled"
+        gpus.append(GPUFacts(name, total / 1024, free / 1024, (major, minor), mig))
     return gpus
 
 
@@ -267,14 +276,16 @@ def nvidia_smi_gpus() -> list[GPUFacts]:
     smi = shutil.which("nvidia-smi")
     if not smi:
         return []
-    query = [smi, "--query-gpu=name,memory.total,memory.free,compute_cap", "--format=csv,noheader,nounits"]
-    try:
-        out = subprocess.run(query, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if out.returncode != 0:
-        return []
-    return visible(parse_nvidia_smi_gpus(out.stdout), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    fields = "name,memory.total,memory.free,compute_cap"
+    for query in (fields + ",mig.mode.current", fields):    # drivers too old to know the MIG field: ask without it
+        try:
+            out = subprocess.run([smi, f"--query-gpu={query}", "--format=csv,noheader,nounits"], capture_output=True,
+                                 text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        if out.returncode == 0:
+            return visible(parse_nvidia_smi_gpus(out.stdout), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return []
 
 
 def _torch_gpu_facts() -> GPUFacts:
@@ -283,7 +294,17 @@ def _torch_gpu_facts() -> GPUFacts:
     import torch
 
     free, total = torch.cuda.mem_get_info(0)
-    return GPUFacts(torch.cuda.get_device_name(0), total / GIB, free / GIB, torch.cuda.get_device_capability(0))
+    return GPUFacts(torch.cuda.get_device_name(0), total / GIB, free / GIB,
+                    tuple(torch.cuda.get_device_capability(0)), cuda_total_gib=total / GIB)
+
+
+def check_capability(capability: tuple[int, int]) -> None:
+    """Refuse a GPU older than the course's wheels support (``flavour.MIN_CAPABILITY``), with what to do instead,
+    before torch fails inside a kernel."""
+    from course_utils.flavour import capability_problem
+
+    if problem := capability_problem([tuple(capability)]):
+        raise RuntimeError(problem[0].upper() + problem[1:])
 
 
 def detect_device() -> Device:
@@ -293,10 +314,12 @@ def detect_device() -> Device:
     cores, ram = os.cpu_count() or 1, _ram_gib()
     if torch.cuda.is_available():    # asks the driver how many GPUs there are; opens no context
         gpus = nvidia_smi_gpus()
-        first = gpus[0] if gpus else _torch_gpu_facts()
+        # nvidia-smi gives a MIG slice the whole GPU's memory: ask CUDA, which sees the slice (this opens a context)
+        first = gpus[0] if gpus and not gpus[0].mig else _torch_gpu_facts()
+        check_capability(first.capability)
         count = len(gpus) or torch.cuda.device_count()
         return Device("cuda", first.name, count, first.total_gib, first.free_gib, native_bf16(first.capability),
-                      cores, ram)
+                      cores, ram, tuple(first.capability), first.cuda_total_gib)
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Device("mps", "Apple GPU (MPS)", 1, ram, ram, True, cores, ram)
     return Device("cpu", "CPU", 0, ram, ram, True, cores, ram)
@@ -324,6 +347,30 @@ def torch_dtype(kind: str, bf16: bool):
     if kind != "cuda":
         return torch.float32
     return torch.bfloat16 if bf16 else torch.float16
+
+
+# CUDA reports a little less memory than nvidia-smi: 14.56 of 15.0 GiB on a T4, 79.15 of 80.0 on an A100-80GB (the
+# course's GPU review). A straight line through those two points; used only where no CUDA context is open to ask.
+CUDA_RESERVED = (0.345, 0.0063)   # GiB: reserved = a + b x nvidia-smi total
+
+
+def cuda_total_estimate(device: Device) -> float:
+    """The GPU's total memory as CUDA reports it, which is what vLLM's share is a share of: the device's own figure
+    where it came from CUDA (a MIG slice), else nvidia-smi's total less the estimated reservation."""
+    if device.cuda_total_gib:
+        return device.cuda_total_gib
+    a, b = CUDA_RESERVED
+    return device.total_gib - (a + b * device.total_gib)
+
+
+def cuda_total_now(device: Device) -> float:
+    """The GPU's total memory as CUDA reports it, asked of CUDA where this process already holds a context (asking
+    then opens none: notebook 03 has loaded a transformers copy on the GPU by then), else ``cuda_total_estimate``."""
+    import torch
+
+    if device.kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.mem_get_info(0)[1] / GIB
+    return cuda_total_estimate(device)
 
 
 def release_memory() -> None:

@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils import vllm_parts
 from course_utils.model_source import check_model
-from course_utils.reasoning import THINK_END, split_reasoning
+from course_utils.reasoning import THINK_END, THINK_START, split_reasoning
 from course_utils.serving import on_cpu
 
 # R1 model card, "Usage Recommendations": temperature 0.5-0.7 (0.6 recommended), top-p 0.95.
@@ -41,6 +42,8 @@ class Reply:
     finish_reason: str        # "stop", or "length" when max_tokens cut it off
     seconds: float = float("nan")
     completion: str | None = None   # the text as generated, where we have it (a server returns the parts only)
+    reasoning_tokens: int | None = None   # as the server counted them (DeepSeek's API does), where it says
+    token_probs: list | None = None       # [(token, probability)] of what was written, where the server gave them
 
     @property
     def text(self) -> str:
@@ -155,6 +158,8 @@ def offline_engine(model, *, max_model_len: int | None = None, dtype: str | None
     if not vllm_available():
         print(f"vLLM is not available here: using the {TransformersChat.label}")
         return TransformersChat(source.model, dtype=dtype, seed=seed)
+    for name, value in vllm_parts.ENGINE_ENV.items():
+        os.environ.setdefault(name, value)
     cpu = on_cpu()
     if cpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
@@ -218,38 +223,120 @@ def chat_offline(llm, questions: list[str], system: str | None = None, progress:
     return [r[0] for r in complete_offline(llm, prompts, progress=progress, **sampling)]
 
 
-# ---------------------------------------------------------------- a vLLM server through the openai client
+# ---------------------------------------------------------------- a server through the openai client
+
+
+def message_parts(message) -> tuple[str, str, str]:
+    """(reasoning, answer, where the reasoning was) of a chat message from any server: DeepSeek's API returns the
+    thinking as ``reasoning_content``, vLLM 0.32 with a reasoning parser as ``reasoning``, and a server without a
+    parser leaves ``<think>...</think>`` inside ``content``. (A server without a parser whose reply was cut off
+    before ``</think>`` cannot be told from a plain answer: it is read as the answer.)"""
+    content = message.content or ""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if value:
+            return value.strip(), content.strip(), name
+    if THINK_END in content or content.lstrip().startswith(THINK_START):
+        reasoning, answer = split_reasoning(content)
+        return reasoning, answer, "<think> in content"
+    return "", content.strip(), "none"
+
+
+def reasoning_tokens(usage) -> int | None:
+    """The thinking's tokens as the server counted them (``usage.completion_tokens_details.reasoning_tokens``), or
+    None where it does not say (vLLM does not)."""
+    details = getattr(usage, "completion_tokens_details", None)
+    value = getattr(details, "reasoning_tokens", None) if details is not None else None
+    return int(value) if value is not None else None
+
+
+def reply_tokens(reply: Reply, tokenizer=None) -> tuple[float, float, str]:
+    """(thinking tokens, answer tokens, how they were counted) of a reply: with the model's tokenizer where we have
+    it; else the server's own count of the thinking (DeepSeek's ``reasoning_tokens``); else the reply's completion
+    tokens shared out by characters (an estimate: the two parts' tokens need not be equally long)."""
+    if tokenizer is not None:
+        count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0  # noqa: E731
+        return count(reply.reasoning), count(reply.content), "tokenizer"
+    if reply.reasoning_tokens is not None:
+        return reply.reasoning_tokens, reply.completion_tokens - reply.reasoning_tokens, "the server's count"
+    characters = len(reply.reasoning) + len(reply.content)
+    share = len(reply.reasoning) / characters if characters else 0.0
+    return share * reply.completion_tokens, (1 - share) * reply.completion_tokens, "estimated from characters"
+
+
+def request_options(sampling: dict) -> dict:
+    """The openai client's arguments for checked sampling settings: ``seed`` only when set, ``n`` only above 1
+    (some APIs refuse fields they do not use)."""
+    options = dict(sampling)
+    seed, n = options.pop("seed", None), options.pop("n", 1)
+    if seed is not None:
+        options["seed"] = seed
+    if n != 1:
+        options["n"] = n
+    return options
 
 
 def chat_server(client, model: str, question: str, system: str | None = None, **sampling) -> Reply:
-    """One chat request. The server's ``deepseek_r1`` reasoning parser returns the thinking as ``reasoning``."""
-    options = sampling_options(None, **sampling)
-    n, seed = options.pop("n"), options.pop("seed")
+    """One chat request; the thinking and the answer apart, from whichever field the server uses."""
+    options = request_options(sampling_options(None, **sampling))
     started = time.time()
-    response = client.chat.completions.create(model=model, messages=messages_for(question, system), n=n,
-                                              seed=seed, **options)
+    response = client.chat.completions.create(model=model, messages=messages_for(question, system), **options)
     choice = response.choices[0]
-    message = choice.message
-    return Reply((getattr(message, "reasoning", None) or "").strip(), (message.content or "").strip(),
-                 response.usage.prompt_tokens, response.usage.completion_tokens, choice.finish_reason,
-                 time.time() - started)
+    reasoning, content, _ = message_parts(choice.message)
+    return Reply(reasoning, content, response.usage.prompt_tokens, response.usage.completion_tokens,
+                 choice.finish_reason, time.time() - started, reasoning_tokens=reasoning_tokens(response.usage))
+
+
+class ThinkSplitter:
+    """Routes streamed ``content`` pieces that carry ``<think>...</think>`` (a server without a reasoning parser) to
+    the thinking: a reply that starts with ``<think>`` is thinking until ``</think>``."""
+
+    def __init__(self):
+        self.state, self.held = "start", ""
+
+    def feed(self, piece: str) -> list[tuple[str, str]]:
+        if self.state == "content":
+            return [("content", piece)]
+        self.held += piece
+        if self.state == "start":
+            stripped = self.held.lstrip()
+            if len(stripped) < len(THINK_START) and THINK_START.startswith(stripped):
+                return []                                   # too early to tell
+            if not stripped.startswith(THINK_START):
+                self.state, text, self.held = "content", self.held, ""
+                return [("content", text)]
+            self.state, self.held = "thinking", stripped[len(THINK_START):]
+        thinking, closed, rest = self.held.partition(THINK_END)
+        if closed:
+            self.state, self.held = "content", ""
+            return [(kind, text) for kind, text in (("reasoning", thinking), ("content", rest.lstrip())) if text]
+        keep = len(THINK_END) - 1                           # a tag may be split across pieces
+        out, self.held = self.held[:-keep], self.held[-keep:]
+        return [("reasoning", out)] if out else []
+
+    def flush(self) -> list[tuple[str, str]]:
+        """What is still held when the stream ends (a reply cut off while thinking stays thinking)."""
+        held, self.held = self.held, ""
+        return [("reasoning" if self.state == "thinking" else "content", held)] if held else []
 
 
 def stream_server(client, model: str, question: str, system: str | None = None, **sampling):
     """Yield ``("reasoning" | "content", piece)`` as the tokens arrive, then ``("usage", usage)``."""
-    options = sampling_options(None, **sampling)
-    options.pop("n")
+    options = request_options(sampling_options(None, **sampling))
+    options.pop("n", None)
     stream = client.chat.completions.create(model=model, messages=messages_for(question, system), stream=True,
                                             stream_options={"include_usage": True}, **options)
+    splitter = ThinkSplitter()
     for chunk in stream:
         if chunk.usage is not None:
             yield "usage", chunk.usage
         for choice in chunk.choices:
-            piece = getattr(choice.delta, "reasoning", None)
+            piece = getattr(choice.delta, "reasoning_content", None) or getattr(choice.delta, "reasoning", None)
             if piece:
                 yield "reasoning", piece
             if choice.delta.content:
-                yield "content", choice.delta.content
+                yield from splitter.feed(choice.delta.content)
+    yield from splitter.flush()
 
 
 # ---------------------------------------------------------------- the transformers fallback

@@ -1,4 +1,5 @@
-"""The KV cache in tokens: how many a pool of memory holds, and how close a prediction can be to what vLLM reports."""
+"""The KV cache in tokens: how many a pool of memory holds, how close a prediction can be to what vLLM reports, and
+notebook 03's table of what a server reserved beside what was predicted."""
 
 from __future__ import annotations
 
@@ -26,3 +27,45 @@ def kv_tokens_tolerance(kv_bytes_per_token: float, block_size: int, gib_logged_e
     if gib_logged_exactly:
         return 0
     return math.ceil(0.005 * GIB / kv_bytes_per_token) + block_size
+
+
+def memory_rows(plan, reported: dict, server_pid: int, share: float | None, device) -> dict:
+    """Notebook 03's memory table beyond the KV cache, as (what vLLM reports, the prediction) per row: on a GPU the
+    weights, the runtime overhead (``share`` of CUDA's total, which vLLM's share is of, less weights and KV cache) and
+    the KV capacity the plan expected; serving a real distill on a CPU, the server's resident memory beside weights
+    + KV pool; for the toy, the weights file beside parameters x 4 bytes (vLLM's log rounds them to 0.00 GiB)."""
+    from pathlib import Path
+
+    from course_utils import catalog, hardware, speed
+
+    rows = {}
+    if plan.on_gpu:
+        predicted_weights = catalog.weight_bytes(plan.model, "bfloat16") / GIB
+        rows["weights (GiB)"] = (reported["weights_gib"], round(predicted_weights, 2))
+        overhead = share * hardware.cuda_total_now(device) - reported["weights_gib"] - reported["kv_cache_gib"]
+        rows["runtime overhead (GiB)"] = (round(overhead, 2),
+                                          f"{hardware.RUNTIME_OVERHEAD_GIB} (the calculator's estimate)")
+        rows["KV capacity, the plan's prediction (tokens)"] = (reported["kv_cache_tokens"], plan.predicted_kv_tokens)
+    elif plan.real:
+        predicted_weights = catalog.weight_bytes(plan.model, "bfloat16") / GIB
+        predicted = predicted_weights + reported["kv_cache_gib"]
+        rows["resident memory of the server (GiB)"] = (round(speed.resident_gib(server_pid), 2),
+                                                       f"{predicted:.2f} (weights + KV)")
+    else:
+        files = sorted(Path(plan.model).glob("*.safetensors"))
+        size = sum(f.stat().st_size for f in files) / 2**20
+        rows["weights (MiB)"] = (round(size, 2), round(stored_parameters(files) * 4 / 2**20, 2))
+    return rows
+
+
+def stored_parameters(files) -> int:
+    """The number of parameters in safetensors files, read from their headers (nothing is loaded)."""
+    import math
+
+    from safetensors import safe_open
+
+    count = 0
+    for path in files:
+        with safe_open(str(path), "pt") as f:
+            count += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+    return count

@@ -149,16 +149,6 @@ def make_model(router: str = "deepseek_v3", d_model: int = 64, n_experts: int = 
     return TinyMoELM(config, n_layers=n_layers)
 
 
-def notebook_settings(on_gpu: bool, quick: bool = False) -> tuple[dict, TrainConfig]:
-    """Notebook 01's model size and training run: a small toy on a CPU (500 steps), a larger one on a GPU; the quick
-    mode (``course_utils.quick``) trains 150 steps (300 on a GPU)."""
-    if on_gpu:
-        size = dict(d_model=128, expert_size=128, n_experts=16, top_k=2)
-        return size, TrainConfig(steps=300 if quick else 1500, lr=6e-3, batch_size=48)
-    size = dict(d_model=64, expert_size=64, n_experts=8, top_k=2)
-    return size, TrainConfig(steps=150 if quick else 500, lr=6e-3, batch_size=24)
-
-
 @torch.no_grad()
 def dropped_share(model: TinyMoELM, inputs: torch.Tensor, capacity_factor: float) -> float:
     """Share of (token, expert) assignments dropped when every expert has this capacity, mean over the layers.

@@ -33,7 +33,7 @@ def _arrow(ax, start, end, label="", style="-", colour="#444444"):
 
 
 def draw_family_tree():
-    """V3-Base at the root; what was trained from what (solid); what only lent data or methods (dotted);
+    """V3-Base at the root; what was trained from what (solid); what only lent data (dotted);
     the six distills with the open base models whose weights they started from (dashed)."""
     fig, ax = plt.subplots(figsize=(13, 6.2))
     pos = {"V3-Base": (5.5, 4.0), "V3": (1.5, 2.6), "R1-Zero": (5.5, 2.6), "R1": (9.5, 2.6),
@@ -59,10 +59,9 @@ def draw_family_tree():
     _arrow(ax, pos["V3-Base"], pos["R1"], "cold-start SFT, RL,\nrejection-sampling SFT, RL")
     _arrow(ax, pos["V3"], pos["V3-0324"], "more post-training")
     _arrow(ax, pos["R1-Zero"], pos["R1"], "some cold-start data", style=":")
-    _arrow(ax, pos["R1"], pos["V3-0324"], "RL methods", style=":")
     ax.text(11.6, 2.6, "distills: SFT on 800k\nsamples written by R1\n(no RL)", fontsize=8, color="#e6550d", ha="left",
             va="center")
-    ax.text(0.2, -0.4, "dashed: the distill starts from this model's weights\ndotted: data or methods only",
+    ax.text(0.2, -0.4, "dashed: the distill starts from this model's weights\ndotted: data only",
             fontsize=7.5, va="center")
     return _finish(fig, ax, (-0.3, 13.8), (-1.0, 4.6),
                    "The DeepSeek-V3 / R1 family (sources: V3 and R1 papers, model cards)")

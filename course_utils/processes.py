@@ -67,6 +67,7 @@ class BackgroundServer:
 
     what = "server"
     health_path = "/health"
+    health_headers: dict[str, str] = {}   # sent with the health check (a server that wants a key on every route)
     failure_line: str | None = None     # a log line that means start-up failed even though the process lives on
     args: list[str]
     env: dict[str, str]
@@ -120,7 +121,8 @@ class BackgroundServer:
                 raise RuntimeError(f"the {self.what} failed to start (its log says {self.failure_line!r}). "
                                    f"End of its log ({self.log_path}):\n{self.log_tail(60)}")
             try:
-                with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:
+                request = urllib.request.Request(self.url + self.health_path, headers=self.health_headers)
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:

@@ -248,16 +248,24 @@ def build(out: str | Path = COMMITTED, settings: Settings | None = None, progres
     return Path(out)
 
 
+# What notebook 05's full recipe trains from the committed bases (``build_trained``); its quick mode loads them.
+TRAINED = {"rl": "base + RL", "weak_rl": "weak base + RL", "distilled": "base + distillation",
+           "weak_distilled": "weak base + distillation", "rl_language": "base + RL with the language reward"}
+
+
 def load(name: str = "base", path: str | Path = COMMITTED):
-    """(model, tokenizer) of the committed base (``"base"``) or weak base (``"weak_base"``)."""
+    """(model, tokenizer) of the committed base (``"base"``) or weak base (``"weak_base"``), or of a policy the full
+    recipe trained from them (a key of ``TRAINED``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if name not in ("base", "weak_base"):
-        raise ValueError(f"unknown model {name!r}: choose 'base' or 'weak_base'")
+    if name not in ("base", "weak_base", *TRAINED):
+        raise ValueError(f"unknown model {name!r}: choose 'base', 'weak_base' or one of {', '.join(TRAINED)}")
     folder = Path(path) / name
     if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"no toy R1-Zero base at {folder}: run `python -m course_utils.r1_zero build`")
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+        command = "build" if name in ("base", "weak_base") else "build-trained"
+        raise FileNotFoundError(f"no toy R1-Zero model at {folder}: run `python -m course_utils.r1_zero {command}`")
+    tokenizer = AutoTokenizer.from_pretrained(Path(path) / "base")     # one tokenizer for all of them
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), tokenizer
 
 
 # ---------------------------------------------------------------- sampling and measuring
@@ -396,13 +404,54 @@ def distill(base, tokenizer, traces, steps: int, seed: int = 0, progress: bool =
     return student, log
 
 
+def build_trained(out: str | Path = COMMITTED, settings: Settings | None = None, eval_every: int = 10,
+                  progress: bool = True) -> dict:
+    """Notebook 05's full recipe from the committed bases, as the notebook runs it (same seeds, same evaluation
+    points, which draw from the same random stream): GRPO from the base and the weak base, distillation into both,
+    GRPO with the language-consistency reward. Saves each policy's weights under ``out`` and a card of what each
+    run measured and cost (``trained_card.json``), which the quick mode shows beside its short demonstration."""
+    settings = settings or Settings()
+    base, tokenizer = load("base")
+    weak, _ = load("weak_base")
+    eval_pairs = toy.held_out_problems(100)
+    models, card = {}, {"settings": asdict(settings), "torch": torch.__version__, "runs": {}}
+    runs = {"rl": (base, eval_every, reward), "weak_rl": (weak, settings.rl_steps, reward),
+            "rl_language": (base, settings.rl_steps, language_consistency_reward)}
+    for name, (start, every, reward_fn) in runs.items():
+        models[name], log = train_rl(start, tokenizer, settings, eval_pairs, every=every, progress=progress,
+                                     reward_fn=reward_fn)
+        card["runs"][name] = {"seconds": round(log.seconds, 1), "tokens": log.tokens_sampled,
+                              "evals": [{k: v for k, v in e.items() if k != "texts" and k != "correct"}
+                                        for e in log.evals]}
+    traces = teacher_completions(training_problems(settings.teacher_problems, seed=settings.seed + 11))
+    for name, start in (("weak_distilled", weak), ("distilled", base)):
+        models[name], log = distill(start, tokenizer, traces, settings.distill_steps, seed=settings.seed,
+                                    progress=progress)
+        card["runs"][name] = {"seconds": round(log["seconds"], 1), "tokens": log["tokens"]}
+    for name, model in models.items():
+        measured = measure(model, tokenizer, eval_pairs)
+        card["runs"][name]["measured"] = {k: round(v, 4) for k, v in measured.items() if isinstance(v, float)}
+        model.save_pretrained(Path(out) / name, safe_serialization=True)
+    (Path(out) / "trained_card.json").write_text(json.dumps(card, indent=1))
+    return {name: run["measured"]["pass@1"] for name, run in card["runs"].items()}
+
+
+def trained_card(path: str | Path = COMMITTED) -> dict:
+    """What each of the full recipe's runs measured and cost (``build_trained``'s card)."""
+    return json.loads((Path(path) / "trained_card.json").read_text())
+
+
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Pretrain the toy R1-Zero base models.")
-    parser.add_argument("command", choices=["build"])
+    parser = argparse.ArgumentParser(description="Pretrain the toy R1-Zero base models (build), or train the "
+                                                 "policies notebook 05's quick mode loads (build-trained).")
+    parser.add_argument("command", choices=["build", "build-trained"])
     parser.add_argument("--out", default=str(COMMITTED))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=Settings.pretrain_steps)
     args = parser.parse_args()
-    print(f"written to {build(args.out, Settings(seed=args.seed, pretrain_steps=args.steps))}")
+    if args.command == "build":
+        print(f"written to {build(args.out, Settings(seed=args.seed, pretrain_steps=args.steps))}")
+    else:
+        print(f"written to {args.out}: held-out pass@1 {build_trained(args.out)}")

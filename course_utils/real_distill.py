@@ -10,6 +10,7 @@ without a downloaded copy, or short of memory, it says so within seconds and the
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,9 @@ MODEL = twin.REPO
 KV_CACHE_GIB = 1                 # the CPU engine's KV pool (VLLM_CPU_KVCACHE_SPACE), as for the toy
 MAX_MODEL_LEN = 2048             # prompt + budget: far inside the 1 GiB pool (37,376 tokens of this model)
 RAM_SHARE = 0.8                  # leave a fifth of the RAM to the system, the browser and the notebook
-REHEARSAL = Path(__file__).resolve().parent.parent / "build" / "benchmarks" / "rehearse.json"
+# `make rehearse` writes this machine's own figures here (in the course's cache, outside the package)
+CACHE = Path(os.environ.get("DEEPSEEK_COURSE_CACHE", Path.home() / ".cache" / "deepseek-hands-on"))
+REHEARSAL = CACHE / "rehearse.json"
 
 # What `make rehearse` measured on the twin (random weights, the distill's exact shapes) on the machine named here:
 # vLLM's CPU engine in bf16, greedy, 64 new tokens per sequence; the server's processes (API and engine) and the
@@ -33,6 +36,19 @@ REFERENCE = {
     "tokens_per_s": {"1": 7.26, "8": 38.27}, "transformers_tokens_per_s": {"1": 4.21, "8": 24.40},
     "engine_start_s": 18.7, "server_start_s": 33.2, "server_rss_gib": 7.09, "client_process_gib": 2.11,
 }
+
+
+def ram_needed(figures: dict | None = None) -> tuple[float, int]:
+    """(GiB the real 1.5B needs while it serves, the RAM of the smallest machine that leaves the system its fifth):
+    the one RAM figure the course states for it (the README, the notebooks and `make doctor` print this)."""
+    figures = figures or measured()
+    need = figures["server_rss_gib"] + figures["client_process_gib"]
+    return round(need, 1), math.ceil(need / RAM_SHARE)
+
+
+def ram_text(figures: dict | None = None) -> str:
+    need, machine = ram_needed(figures)
+    return f"about {need:.1f} GiB of RAM (a machine with {machine} GiB or more)"
 
 
 def wanted() -> bool:
@@ -147,14 +163,12 @@ def choose(ram_gib: float, *, wanted_real: bool, online=None, avx512: bool | Non
     copy = cached_copy(cache_dir)
     plan = cost(ram_gib, copy is not None, avx512, avx512_bf16)
     if not plan.fits:
-        return Choice(None, f"{SWITCH}=1, but the real {MODEL} needs about {plan.need_gib:.1f} GiB of RAM "
-                            f"(weights {plan.weights_gib:.1f} + KV cache {KV_CACHE_GIB} + runtime) and this machine "
-                            f"has {ram_gib:.1f} GiB: keeping the toy R1. Close other programs or use a machine with "
-                            f"{plan.need_gib / RAM_SHARE:.0f} GiB or more.", cost=plan)
+        return Choice(None, f"{SWITCH}=1, but the real {MODEL} needs {ram_text(plan.figures)}: weights "
+                            f"{plan.weights_gib:.1f} GiB + KV cache {KV_CACHE_GIB} GiB + runtime, and this machine "
+                            f"has {ram_gib:.1f} GiB: keeping the toy R1. Close other programs or use a larger "
+                            "machine.", cost=plan)
     if copy is None and not (online or hub_reachable)():
-        return Choice(None, f"{SWITCH}=1, but {MODEL} is not downloaded here and huggingface.co cannot be "
-                            "reached: keeping the toy R1. Connect to the internet and run this cell again.",
-                      cost=plan)
+        return Choice(None, offline_message(plan, cores=os.cpu_count() or 1), cost=plan)
     is_twin = copy is not None and twin.is_twin(copy)
     what = ("its shape twin: RANDOM WEIGHTS, the real shapes (its text is noise; memory and speed are the real "
             "model's)" if is_twin else "the real distill")
@@ -164,11 +178,27 @@ def choose(ram_gib: float, *, wanted_real: bool, online=None, avx512: bool | Non
                          f"machine's {ram_gib:.1f} GiB of RAM; dtype: {plan.dtype}", is_twin, plan)
 
 
+def offline_message(plan: Cost, cores: int) -> str:
+    """What to do when the real 1.5B is asked for on a machine that has no copy and cannot reach the Hub: bring the
+    model in from a connected machine, with what it needs here."""
+    from huggingface_hub import constants
+
+    scale = core_factor(cores, plan.figures)
+    one = in_flight_speed(plan.figures, 1) * scale
+    return (f"{SWITCH}=1, but {MODEL} is not downloaded here and huggingface.co cannot be reached: keeping the toy "
+            f"R1. To bring it in: on a connected machine run `hf download {MODEL}` ({plan.weights_gib * GIB / 1e9:.2f} "
+            f"GB; it lands in the Hugging Face cache, ~/.cache/huggingface/hub), then copy the folder "
+            f"models--{MODEL.replace('/', '--')} into this machine's cache ({constants.HF_HUB_CACHE}), or set "
+            f"HF_HUB_CACHE to where you copied it; then run this cell again. Here it will need "
+            f"{ram_text(plan.figures)} and decode about {one:.1f} tokens/s for one answer (measured on the twin, "
+            f"{plan.figures['machine']}, scaled to {cores} cores).")
+
+
 def doctor_line(ram_gib: float, cores: int) -> str:
     """What ``make doctor`` says about the real 1.5B on this CPU: whether it fits and how fast it would run."""
     plan = cost(ram_gib, cached_copy() is not None, *vllm_cpu_isa())
     if not plan.fits:
-        return (f"Real 1.5B distill ({SWITCH}=1): does not fit, it needs about {plan.need_gib:.1f} GiB of RAM and "
+        return (f"Real 1.5B distill ({SWITCH}=1): does not fit, it needs {ram_text(plan.figures)} and "
                 f"{RAM_SHARE:.0%} of this machine's {ram_gib:.1f} GiB is {RAM_SHARE * ram_gib:.1f}")
     scale = core_factor(cores, plan.figures)
     one, eight = (in_flight_speed(plan.figures, n) * scale for n in (1, 8))

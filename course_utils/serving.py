@@ -19,6 +19,7 @@ import os
 import re
 import sys
 
+from course_utils import vllm_parts
 from course_utils.model_source import check_model
 from course_utils.processes import BackgroundServer, claim_port
 
@@ -63,7 +64,8 @@ class VLLMServer(BackgroundServer):
             self.args += ["--max-model-len", str(max_model_len)]
         if dtype:
             self.args += ["--dtype", dtype]
-        self.env = dict(os.environ, VLLM_LOGGING_LEVEL="INFO")   # its log file must hold the memory lines
+        # its log file must hold the memory lines; ENGINE_ENV: see vllm_parts (a value set by hand wins)
+        self.env = {**vllm_parts.ENGINE_ENV, **os.environ, "VLLM_LOGGING_LEVEL": "INFO"}
         if on_cpu():
             self.args += ["--enforce-eager"]                         # no graph capture: a much faster start
             self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))

@@ -245,5 +245,15 @@ def overhead_table(rows: list[dict], reference: str, layered: str) -> list[dict]
                       "p50 latency ratio": round(other["latency_p50_ms"] / base["latency_p50_ms"], 2),
                       "p90 latency ratio": round(other["latency_p90_ms"] / base["latency_p90_ms"], 2),
                       "HTTP-side CPU per token ratio": round(other["http_cpu_ms_per_token"]
-                                                             / base["http_cpu_ms_per_token"], 2)})
+                                                             / base["http_cpu_ms_per_token"], 2),
+                      "throughput, read from the ranges": range_verdict(base, other, layered)})
     return table
+
+
+def range_verdict(base: dict, other: dict, layered: str) -> str:
+    """What the throughput ranges of the repeats allow one to say: a difference only where they do not overlap."""
+    if other["tokens_per_s_max"] < base["tokens_per_s_min"]:
+        return f"slower through {layered}"
+    if other["tokens_per_s_min"] > base["tokens_per_s_max"]:
+        return f"faster through {layered}"
+    return "no difference measurable here (the ranges overlap)"

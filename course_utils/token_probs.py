@@ -92,3 +92,11 @@ def plot_token_probabilities(rows: list[tuple[str, float, float]], ax=None, widt
     ax.axis("off")
     ax.set_title(title or "probability of each generated token (red: unsure, green: sure)", fontsize=9)
     return ax
+
+
+def overflowed(rows: list[tuple[str, float, float]]) -> bool:
+    """Did the model's logits overflow on these tokens (NaN probabilities): an fp16 copy of a Qwen2-based distill
+    can, on a GPU without bfloat16 such as a T4. The caller leaves such a completion out and says so."""
+    import math
+
+    return any(math.isnan(probability) for _, probability, _ in rows)

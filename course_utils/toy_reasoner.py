@@ -396,6 +396,53 @@ def build(out: str | Path, recipe: Recipe | None = None, progress: bool = True) 
     return save_checkpoint(student, tokenizer, out, card)
 
 
+# What notebook 02's full recipe trained besides the toy R1 itself (student (b), COMMITTED): its teacher and the two
+# other students. The quick mode loads them instead of training for minutes (run_plans.notebook_02).
+TRAINED = Path(__file__).resolve().parent / "toy_r1_recipe"
+TRAINED_NAMES = {"teacher": "teacher", "(a) answers only": "answers_only", "(c) teacher's logits (KD)": "logits"}
+
+
+def students_data(tokenizer, pairs, thinking, recipe: Recipe) -> dict:
+    """Notebook 02's three students' training data: (a) answers only, (b) the teacher's kept traces, (c) the same
+    traces with the teacher's logits as targets (the teacher is added by the caller)."""
+    seed = student_settings(recipe).seed
+    traces = task_examples(tokenizer, pairs, thinking=thinking, seed=seed)
+    return {"(a) answers only": task_examples(tokenizer, pairs, with_trace=False, seed=seed),
+            "(b) teacher's traces (SFT)": traces, "(c) teacher's logits (KD)": traces}
+
+
+def build_recipe(out: str | Path = TRAINED, recipe: Recipe | None = None, progress: bool = True) -> dict:
+    """Notebook 02 part 2 in full, as the notebook runs it: the teacher, its rejection-sampled traces, and students
+    (a), (b) and (c). Saves the teacher and students (a) and (c) under ``out`` (student (b) is the toy R1,
+    ``COMMITTED``, built by ``build``); returns their held-out accuracy."""
+    recipe = recipe or Recipe()
+    started = time.time()
+    tokenizer = build_tokenizer()
+    teacher, _ = train_teacher(tokenizer, recipe, progress)
+    pairs, thinking, kept = teacher_traces(teacher, tokenizer, recipe)
+    models = {"teacher": teacher}
+    for label, data in students_data(tokenizer, pairs, thinking, recipe).items():
+        models[label] = new_model(tokenizer, recipe.student_hidden, recipe.student_layers, seed=recipe.seed + 3)
+        train(models[label], data, student_settings(recipe), teacher=teacher if "(c)" in label else None,
+              progress=progress)
+    accuracy = {label: evaluate(model, tokenizer)["accuracy"] for label, model in models.items()}
+    card = {"recipe": asdict(recipe), "teacher_traces_kept": kept, "held_out_accuracy_greedy": accuracy,
+            "build_seconds": round(time.time() - started, 1), "torch": torch.__version__}
+    for label, name in TRAINED_NAMES.items():
+        save_checkpoint(models[label], tokenizer, Path(out) / name, card if label == "teacher" else None)
+    return accuracy
+
+
+def load_trained(label: str):
+    """A model notebook 02's full recipe trained: "teacher", one of its students by its label in the notebook
+    ("(a) answers only", "(b) teacher's traces (SFT)": the toy R1 itself, "(c) teacher's logits (KD)")."""
+    if label.startswith("(b)"):
+        return load(COMMITTED)[0]
+    if label not in TRAINED_NAMES:
+        raise ValueError(f"no trained model {label!r}; there are: teacher, {', '.join(TRAINED_NAMES)}")
+    return load(TRAINED / TRAINED_NAMES[label])[0]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("DEEPSEEK_COURSE_CACHE", Path.home() / ".cache" / "deepseek-hands-on")) / "toy_r1"
 
@@ -425,8 +472,12 @@ def load(path: str | Path | None = None, device="cpu"):
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Build the toy R1 checkpoint.")
-    parser.add_argument("command", choices=["build"])
-    parser.add_argument("--out", default=str(COMMITTED))
+    parser = argparse.ArgumentParser(description="Build the toy R1 checkpoint (build), or the teacher and the other "
+                                                 "students notebook 02's quick mode loads (build-recipe).")
+    parser.add_argument("command", choices=["build", "build-recipe"])
+    parser.add_argument("--out")
     args = parser.parse_args()
-    print(f"checkpoint written to {build(args.out)}")
+    if args.command == "build":
+        print(f"checkpoint written to {build(args.out or COMMITTED)}")
+    else:
+        print(f"written to {args.out or TRAINED}: held-out accuracy {build_recipe(args.out or TRAINED)}")

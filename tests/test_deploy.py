@@ -10,8 +10,7 @@ import urllib.request
 
 import pytest
 
-from course_utils import hardware, model_source, pricing, speed, vllm_parts
-from course_utils import toy_reasoner as R
+from course_utils import deploy, hardware, model_source, pricing, speed, toy_reasoner, vllm_parts
 from course_utils.deploy import BentoServer, build_bento, deploy_commands, settings_from_env
 from course_utils.processes import is_running, port_is_free
 
@@ -41,7 +40,7 @@ def get_status(url: str) -> int:
 
 def test_cpu_defaults_serve_the_toy_r1():
     s = settings_from_env({}, CPU)
-    assert s.model == str(R.checkpoint_path()) and s.served_model_name == "toy_r1"
+    assert s.model == str(toy_reasoner.checkpoint_path()) and s.served_model_name == "toy_r1"
     assert (s.max_model_len, s.dtype, s.kv_cache_gib, s.on_gpu) == (256, "float32", 1, False)
     assert s.gpu_memory_utilization == vllm_parts.default_memory_share()        # vLLM's own default
 
@@ -64,7 +63,7 @@ def test_a_gpu_default_offline_says_it_needs_the_hub(monkeypatch):
 
 
 def test_settings_come_from_the_environment():
-    s = settings_from_env({"SERVICE_MODEL": str(R.checkpoint_path()), "SERVICE_MAX_MODEL_LEN": "128",
+    s = settings_from_env({"SERVICE_MODEL": str(toy_reasoner.checkpoint_path()), "SERVICE_MAX_MODEL_LEN": "128",
                            "SERVICE_DTYPE": "bfloat16", "SERVICE_KV_CACHE_GIB": "2"}, CPU)
     assert (s.max_model_len, s.dtype, s.kv_cache_gib) == (128, "bfloat16", 2)
 
@@ -102,7 +101,7 @@ def test_bad_model_path_fails_in_seconds(tmp_path):
 @needs_vllm
 def test_busy_port_is_refused(busy_port):
     with pytest.raises(OSError, match=f"port {busy_port} .* already in use"):
-        BentoServer(R.checkpoint_path(), port=busy_port)
+        BentoServer(toy_reasoner.checkpoint_path(), port=busy_port)
 
 
 def test_self_hosted_cost_counts_idle_hours():
@@ -114,11 +113,20 @@ def test_self_hosted_cost_counts_idle_hours():
 
 def test_overhead_table_is_the_ratio_of_the_two_servers():
     rows = [{"server": name, "concurrency": 4, "output_tokens_per_s": tps, "latency_p50_ms": p50,
-             "latency_p90_ms": p90, "http_cpu_ms_per_token": cpu}
-            for name, tps, p50, p90, cpu in (("a", 100.0, 200.0, 400.0, 0.2), ("b", 90.0, 220.0, 400.0, 0.3))]
+             "latency_p90_ms": p90, "http_cpu_ms_per_token": cpu, "tokens_per_s_min": low, "tokens_per_s_max": high}
+            for name, tps, p50, p90, cpu, low, high in (("a", 100.0, 200.0, 400.0, 0.2, 80.0, 120.0),
+                                                        ("b", 90.0, 220.0, 400.0, 0.3, 70.0, 110.0))]
     (row,) = speed.overhead_table(rows, "a", "b")
     assert (row["throughput ratio"], row["p50 latency ratio"], row["p90 latency ratio"]) == (0.9, 1.1, 1.0)
     assert row["HTTP-side CPU per token ratio"] == 1.5
+    assert "no difference" in row["throughput, read from the ranges"]     # 70-110 overlaps 80-120
+
+
+def test_a_difference_is_claimed_only_where_the_repeats_ranges_do_not_overlap():
+    base = {"tokens_per_s_min": 80.0, "tokens_per_s_max": 120.0}
+    assert speed.range_verdict(base, {"tokens_per_s_min": 40.0, "tokens_per_s_max": 79.0}, "B") == "slower through B"
+    assert speed.range_verdict(base, {"tokens_per_s_min": 121.0, "tokens_per_s_max": 130.0}, "B") == "faster through B"
+    assert "overlap" in speed.range_verdict(base, {"tokens_per_s_min": 100.0, "tokens_per_s_max": 100.0}, "B")
 
 
 def test_cpu_seconds_splits_the_engine_from_the_http_side():
@@ -160,32 +168,33 @@ def test_bento_build_packs_the_service_and_the_toy_model(tmp_path):
 def test_service_answers_openai_and_solve_refuses_bad_input_and_an_interrupt_stops_it():
     """One service start for all of it; at the end a KeyboardInterrupt inside the block (a learner's stop button)
     still stops the whole process tree."""
-    service = BentoServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
+    service = BentoServer(toy_reasoner.checkpoint_path(), max_model_len=256, dtype="float32")
     with pytest.raises(KeyboardInterrupt), service:
         tree = service.processes()
         assert len(tree) >= 3 and service.base_url == service.url + "/v1"
         client = service.client()
         assert [m.id for m in client.models.list().data] == ["toy_r1"]
         reply = client.chat.completions.create(model="toy_r1", temperature=0, max_tokens=96,
-                                               messages=[{"role": "user", "content": R.question(473, 958)}])
+                                               messages=[{"role": "user", "content": toy_reasoner.question(473, 958)}])
         message = reply.choices[0].message
         assert message.content.strip() == "\\boxed{1431}" and "carry" in message.reasoning
         streamed = {"reasoning": "", "content": ""}
         for chunk in client.chat.completions.create(model="toy_r1", temperature=0, max_tokens=96, stream=True,
-                                                    messages=[{"role": "user", "content": R.question(286, 749)}]):
+                                                    messages=[{"role": "user",
+                                                            "content": toy_reasoner.question(286, 749)}]):
             delta = chunk.choices[0].delta if chunk.choices else None
             streamed["reasoning"] += (getattr(delta, "reasoning", None) or "") if delta else ""
             streamed["content"] += (delta.content or "") if delta else ""
         assert "carry" in streamed["reasoning"] and streamed["content"].strip() == "\\boxed{1035}"
 
-        status, body = post(service.url + "/solve", {"question": R.question(473, 958), "temperature": 0})
+        status, body = post(service.url + "/solve", {"question": toy_reasoner.question(473, 958), "temperature": 0})
         assert status == 200 and body["boxed"] == "1431" and "carry" in body["reasoning"]
         for bad, says in (({"temperature": 5}, "less than or equal to 2"), ({"max_tokens": 0}, "greater than"),
                           ({"question": ""}, "at least 1 character"), ({"max_tokens": 250}, "can be at most")):
-            status, body = post(service.url + "/solve", {"question": R.question(1, 2), **bad})
+            status, body = post(service.url + "/solve", {"question": toy_reasoner.question(1, 2), **bad})
             assert status == 400 and says in json.dumps(body), (bad, body)
             assert get_status(service.url + "/readyz") == 200          # still healthy
-        status, body = post(service.url + "/solve", {"question": R.question(286, 749), "temperature": 0})
+        status, body = post(service.url + "/solve", {"question": toy_reasoner.question(286, 749), "temperature": 0})
         assert status == 200 and body["boxed"] == "1035"
 
         with urllib.request.urlopen(service.url + "/metrics", timeout=10) as response:
@@ -202,7 +211,7 @@ def test_the_service_dies_with_the_kernel(tmp_path):
     """A Python process (standing in for a Jupyter kernel) starts the service and is SIGKILLed: no process of the
     service's tree (BentoML's supervisor, its worker in a session of its own, vLLM's engine) outlives it."""
     script = ("import json\nfrom course_utils.deploy import BentoServer\n"
-              f"s = BentoServer({str(R.checkpoint_path())!r}, max_model_len=256).start()\n"
+              f"s = BentoServer({str(toy_reasoner.checkpoint_path())!r}, max_model_len=256).start()\n"
               # written aside, then renamed: the test must never read a file that exists but is still empty
               f"import os; open({str(tmp_path / 'tree.tmp')!r}, 'w').write(json.dumps(s.processes()))\n"
               f"os.replace({str(tmp_path / 'tree.tmp')!r}, {str(tmp_path / 'tree')!r})\n"
@@ -242,7 +251,7 @@ def test_bentoml_is_run_by_this_interpreter_not_a_script_beside_it():
     pytest.importorskip("bentoml")
     from course_utils import deploy
 
-    server = BentoServer(R.checkpoint_path())
+    server = BentoServer(toy_reasoner.checkpoint_path())
     assert server.args[:3] == [sys.executable, "-m", "bentoml"] and server.process is None
     result = subprocess.run([*deploy.BENTOML, "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "bentoml" in result.stdout.lower()
@@ -255,8 +264,8 @@ def test_the_bento_packs_every_course_module_the_service_imports():
 
     import yaml
 
-    root = R.checkpoint_path().parent.parent
-    included = {line for line in yaml.safe_load((root / "bentofile.yaml").read_text())["include"]}
+    root = toy_reasoner.checkpoint_path().parent.parent
+    included = {line for line in yaml.safe_load(deploy.bentofile_text())["include"]}
 
     def course_imports(module: str) -> set[str]:
         tree = ast.parse((root / "course_utils" / f"{module}.py").read_text())

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import distill as D
+from course_utils import distill
 from course_utils.distill import kd_loss, softmax_t
 
 
@@ -75,21 +75,21 @@ def test_bad_shapes_and_vocabularies():
 
 
 def test_seeded_mlp_starts_from_the_same_weights_whatever_ran_before():
-    first = D.mlp([4, 3, 2], seed=5)
+    first = distill.mlp([4, 3, 2], seed=5)
     torch.randn(100)                      # other cells use the global generator in between
-    second = D.mlp([4, 3, 2], seed=5)
+    second = distill.mlp([4, 3, 2], seed=5)
     for a, b in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert not torch.equal(D.mlp([4, 3, 2], seed=6)[0].weight, first[0].weight)
+    assert not torch.equal(distill.mlp([4, 3, 2], seed=6)[0].weight, first[0].weight)
 
 
 def test_digits_split_and_few_examples():
-    x_train, x_test, y_train, y_test = D.digits_split()
+    x_train, x_test, y_train, y_test = distill.digits_split()
     assert (len(x_train), len(x_test)) == (1078, 719) and x_train.max() <= 1.0 and x_train.dtype == torch.float32
-    few = D.few_examples(len(x_train), 0.03, seed=0)
+    few = distill.few_examples(len(x_train), 0.03, seed=0)
     assert len(few) == 32 and len(set(few.tolist())) == 32
-    assert torch.equal(few, D.few_examples(len(x_train), 0.03, seed=0))
-    assert not torch.equal(few, D.few_examples(len(x_train), 0.03, seed=1))
+    assert torch.equal(few, distill.few_examples(len(x_train), 0.03, seed=0))
+    assert not torch.equal(few, distill.few_examples(len(x_train), 0.03, seed=1))
 
 
 def test_bias_shift_recovers_a_class_whose_logit_is_held_down():
@@ -101,26 +101,27 @@ def test_bias_shift_recovers_a_class_whose_logit_is_held_down():
     with torch.no_grad():
         model.weight.copy_(torch.eye(3))
         model.bias.copy_(torch.tensor([0.0, 0.0, -6.0]))
-    assert D.unseen_class_accuracy(model, 2, x, y, x, y) == 1.0
-    assert 1.0 < D.best_bias_shift(model, 2, x, y) < 11.0
+    assert distill.unseen_class_accuracy(model, 2, x, y, x, y) == 1.0
+    assert 1.0 < distill.best_bias_shift(model, 2, x, y) < 11.0
     with torch.no_grad():
         assert (model(x[y == 2]).argmax(-1) == 2).float().mean() == 0.0   # without the shift: none right
 
 
 def test_gap_closed_is_hintons_share():
-    assert D.gap_closed(67, 146, 74) == pytest.approx(0.911, abs=1e-3)   # Hinton et al.'s MNIST figures
-    assert D.gap_closed(10, 20, 10) == 1.0 and D.gap_closed(10, 20, 20) == 0.0
-    assert D.gap_closed(10, 20, 8) > 1                                   # a student better than its teacher
+    assert distill.gap_closed(67, 146, 74) == pytest.approx(0.911, abs=1e-3)   # Hinton et al.'s MNIST figures
+    assert distill.gap_closed(10, 20, 10) == 1.0 and distill.gap_closed(10, 20, 20) == 0.0
+    assert distill.gap_closed(10, 20, 8) > 1                                   # a student better than its teacher
     with pytest.raises(ValueError, match="no gap to close"):
-        D.gap_closed(20, 20, 15)
+        distill.gap_closed(20, 20, 15)
 
 
 def test_minibatches_and_the_mnist_experiment_run_on_a_cpu():
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(300, 784, generator=g), torch.randint(0, 10, (300,), generator=g)
-    model = D.train_classifier(D.mlp([784, 8, 10], seed=0), x[:20], y[:20], epochs=30, batch_size=8, lr=1e-2)
-    assert D.errors(model, x[:20], y[:20]) < 10                        # minibatches learn the few examples
-    result = D.hinton_mnist(x[:200], y[:200], x[200:], y[200:], epochs=1)
+    model = distill.train_classifier(distill.mlp([784, 8, 10], seed=0), x[:20], y[:20], epochs=30, batch_size=8,
+                                     lr=1e-2)
+    assert distill.errors(model, x[:20], y[:20]) < 10                        # minibatches learn the few examples
+    result = distill.hinton_mnist(x[:200], y[:200], x[200:], y[200:], epochs=1)
     assert list(result) == ["teacher", "student from scratch", "distilled student"]
     assert all(0 <= e <= 100 for e in result.values())
 
@@ -128,8 +129,8 @@ def test_minibatches_and_the_mnist_experiment_run_on_a_cpu():
 def test_full_batch_training_is_one_adam_step_per_epoch_on_jittered_inputs():
     # the notebook's committed digits numbers depend on this loop staying exactly as it was before minibatches
     x, y = torch.rand(50, 8, generator=torch.Generator().manual_seed(1)), torch.arange(50) % 3
-    trained = D.train_classifier(D.mlp([8, 4, 3], seed=0), x, y, epochs=5, lr=1e-2, input_noise=0.1)
-    reference = D.mlp([8, 4, 3], seed=0)
+    trained = distill.train_classifier(distill.mlp([8, 4, 3], seed=0), x, y, epochs=5, lr=1e-2, input_noise=0.1)
+    reference = distill.mlp([8, 4, 3], seed=0)
     torch.manual_seed(0)
     opt = torch.optim.Adam(reference.parameters(), lr=1e-2)
     for _ in range(5):

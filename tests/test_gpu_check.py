@@ -32,14 +32,16 @@ def test_the_plan_names_the_models_downloads_and_estimates(fake_cuda):
     fake_cuda("Tesla T4", 15.0, (7, 5))
     lines = gpu_check.plan_lines(hardware.detect_device(), (13, 0))
     assert "Tesla T4" in lines[0] and "native bf16: False" in lines[0] and "13.0" in lines[0]
-    assert "notebook 03: deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B" in lines[1] and "GB download" in lines[1]
-    assert lines[2].startswith("notebook 04: GPU path on a T4-16GB") and "not a measurement" in lines[2]
+    assert lines[1].startswith("Notebook 03 (full mode): deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B on this Tesla T4")
+    assert "downloads: about 3.6 GB" in lines[1] and "TRITON_ATTN" in lines[1]     # a T4: below compute 8.0
+    assert lines[2].startswith("Notebook 04 (full mode): DeepSeek-R1-Distill-Qwen-1.5B")
+    assert "not a measurement" in lines[2]
 
 
 def test_summary_text_reads_the_summary_cells_output(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell("summary = {'a': 1}\nsummary", outputs=[
+                nbformat.v4.new_code_cell("summary = Summary('run')\nsummary", outputs=[
                     nbformat.v4.new_output("execute_result", data={"text/plain": "{'a': 1}"}, execution_count=2)])]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)

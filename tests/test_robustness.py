@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import toy_reasoner as R
+from course_utils import toy_reasoner
 
 NOTEBOOK_BAR = 0.95   # notebook 02 asserts the teacher's held-out accuracy >= 0.95
 
@@ -27,10 +27,10 @@ def one_thread():
 
 @pytest.mark.training
 def test_teacher_recipe_clears_the_bar_with_another_seed_and_one_thread(one_thread):
-    recipe = R.Recipe(seed=1)   # the notebook and the checkpoint use seed 0
-    tokenizer = R.build_tokenizer()
-    teacher, log = R.train_teacher(tokenizer, recipe, progress=False)
-    accuracy = R.evaluate(teacher, tokenizer)["accuracy"]
+    recipe = toy_reasoner.Recipe(seed=1)   # the notebook and the checkpoint use seed 0
+    tokenizer = toy_reasoner.build_tokenizer()
+    teacher, log = toy_reasoner.train_teacher(tokenizer, recipe, progress=False)
+    accuracy = toy_reasoner.evaluate(teacher, tokenizer)["accuracy"]
     assert accuracy >= NOTEBOOK_BAR, f"teacher reached {accuracy:.1%} with seed 1 and one thread"
     assert len(log["loss"]) == recipe.teacher_steps
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from course_utils import toy_reasoner as R
+from course_utils import toy_reasoner
 from course_utils.inference import chat_server, stream_server
 from course_utils.processes import port_is_free
 from course_utils.serving import VLLMServer
@@ -33,7 +33,7 @@ def test_missing_model_path_is_refused_at_once(tmp_path):
 @needs_vllm
 def test_busy_port_is_refused_at_once(busy_port):
     with pytest.raises(OSError, match=f"port {busy_port} .* already in use"):
-        VLLMServer(R.checkpoint_path(), port=busy_port)
+        VLLMServer(toy_reasoner.checkpoint_path(), port=busy_port)
 
 
 @needs_vllm
@@ -52,13 +52,13 @@ def test_a_server_that_dies_during_startup_raises_with_its_log(tmp_path):
 def test_real_server_chat_stream_reasoning_and_stopped_even_by_an_interrupt():
     """One server start for all of it: the reasoning parser on plain and streamed replies, the course's helpers,
     and at the end a KeyboardInterrupt inside the block (a learner's stop button) still stops the server."""
-    server = VLLMServer(R.checkpoint_path(), max_model_len=256, dtype="float32")
+    server = VLLMServer(toy_reasoner.checkpoint_path(), max_model_len=256, dtype="float32")
     with pytest.raises(KeyboardInterrupt), server:
         pid = server.process.pid
         assert server.base_url.endswith("/v1")
         client = server.client()
         reply = client.chat.completions.create(
-            model=server.model_name, messages=[{"role": "user", "content": R.question(473, 958)}],
+            model=server.model_name, messages=[{"role": "user", "content": toy_reasoner.question(473, 958)}],
             temperature=0, max_tokens=96)
         message = reply.choices[0].message
         assert message.content.strip() == "\\boxed{1431}"                  # the answer, without the thinking
@@ -66,7 +66,7 @@ def test_real_server_chat_stream_reasoning_and_stopped_even_by_an_interrupt():
         assert reply.usage.completion_tokens > 20 and reply.usage.prompt_tokens > 10
         reasoning, content = "", ""
         for chunk in client.chat.completions.create(
-                model=server.model_name, messages=[{"role": "user", "content": R.question(286, 749)}],
+                model=server.model_name, messages=[{"role": "user", "content": toy_reasoner.question(286, 749)}],
                 temperature=0, max_tokens=96, stream=True):
             delta = chunk.choices[0].delta if chunk.choices else None
             reasoning += (getattr(delta, "reasoning", None) or "") if delta else ""
@@ -86,7 +86,7 @@ def test_server_dies_when_the_kernel_is_killed(tmp_path):
     import time
 
     script = (f"from course_utils.serving import VLLMServer\n"
-              f"s = VLLMServer({str(R.checkpoint_path())!r}, max_model_len=256, dtype='float32').start()\n"
+              f"s = VLLMServer({str(toy_reasoner.checkpoint_path())!r}, max_model_len=256, dtype='float32').start()\n"
               # written aside, then renamed: the test must never read a file that exists but is still empty
               f"import os; open({str(tmp_path / 'pid.tmp')!r}, 'w').write(str(s.process.pid))\n"
               f"os.replace({str(tmp_path / 'pid.tmp')!r}, {str(tmp_path / 'pid')!r})\n"
@@ -108,14 +108,15 @@ def test_server_dies_when_the_kernel_is_killed(tmp_path):
 
 def check_helpers_load_test_metrics_and_memory(server, client):
     """On the running server: the course's helpers, a small load test, /metrics and the memory report."""
-    reply = chat_server(client, server.model_name, R.question(473, 958), temperature=0, max_tokens=96)
+    reply = chat_server(client, server.model_name, toy_reasoner.question(473, 958), temperature=0, max_tokens=96)
     assert reply.content == "\\boxed{1431}" and "carry" in reply.reasoning and reply.finish_reason == "stop"
-    pieces = list(stream_server(client, server.model_name, R.question(286, 749), temperature=0, max_tokens=96))
+    question = toy_reasoner.question(286, 749)
+    pieces = list(stream_server(client, server.model_name, question, temperature=0, max_tokens=96))
     kinds = [kind for kind, _ in pieces]
     assert kinds[0] == "reasoning" and "content" in kinds and kinds[-1] == "usage"
     assert "".join(p for k, p in pieces if k == "content").strip() == "\\boxed{1035}"
     before = metric_total(read_metrics(server.base_url), "vllm:generation_tokens_total")
-    questions = [R.question(a, b) for a, b in R.held_out_problems(12)]
+    questions = [toy_reasoner.question(a, b) for a, b in toy_reasoner.held_out_problems(12)]
     records, wall = load_test(client, server.model_name, questions, concurrency=4, progress=False, max_tokens=96)
     row = load_summary(records, wall, 4)
     assert row["requests"] == 12 and row["output_tokens_per_s"] > 0

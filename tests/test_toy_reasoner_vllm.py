@@ -14,16 +14,16 @@ import textwrap
 
 import pytest
 
-from course_utils import toy_reasoner as R
+from course_utils import toy_reasoner
 
 SCRIPT = textwrap.dedent("""
     import json, sys
-    from course_utils import toy_reasoner as R
+    from course_utils import toy_reasoner
     from course_utils.inference import (SKIP_THINKING, TransformersChat, chat_offline, chat_prompts,
                                         complete_offline, offline_engine)
     llm = offline_engine(sys.argv[1], dtype="float32", max_model_len=256)
-    pairs = R.held_out_problems(40)
-    questions = [R.question(a, b) for a, b in pairs]
+    pairs = toy_reasoner.held_out_problems(40)
+    questions = [toy_reasoner.question(a, b) for a, b in pairs]
     replies = chat_offline(llm, questions, temperature=0, max_tokens=96)
     prompts = chat_prompts(llm.get_tokenizer(), questions[:8])
     skipped = complete_offline(llm, [p + SKIP_THINKING for p in prompts], temperature=0, max_tokens=96)
@@ -42,8 +42,8 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (e.g. macOS)")
 def test_offline_engine_serves_the_toy_checkpoint():
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(R.checkpoint_path())], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(toy_reasoner.checkpoint_path())], capture_output=True,
+                          text=True, env=env, timeout=300)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[0][len("RESULT "):])

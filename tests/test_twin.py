@@ -87,6 +87,9 @@ def test_offline_without_a_copy_it_says_so_and_keeps_the_toy(tmp_path):
     choice = real_distill.choose(16, wanted_real=True, online=lambda: False, avx512=True, avx512_bf16=True,
                                  cache_dir=tmp_path)
     assert choice.model is None and "cannot be reached" in choice.message
+    # how to bring the model in, and what it will need here, in the course's one RAM figure
+    assert f"hf download {twin.REPO}" in choice.message and "HF_HUB_CACHE" in choice.message
+    assert real_distill.ram_text() in choice.message and "tokens/s" in choice.message
 
 
 def test_online_it_names_the_download_memory_and_dtype_before_downloading(tmp_path):

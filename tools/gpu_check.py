@@ -20,10 +20,11 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_notebooks import ROOT, run  # noqa: E402
 
-from course_utils import catalog, flavour, gpu_path, hardware  # noqa: E402
+from course_utils import flavour, hardware, run_plans  # noqa: E402
 from course_utils.model_source import hub_reachable  # noqa: E402
 
 NOTEBOOKS = {"03": "03_serving_distills.ipynb", "04": "04_examining_reasoning.ipynb"}
+CELL_TIMEOUT = 3600   # one GPU cell may generate hundreds of reasoning completions or download a distill
 
 
 def plan_lines(device: hardware.Device, driver_cuda: tuple[int, int] | None) -> list[str]:
@@ -31,11 +32,11 @@ def plan_lines(device: hardware.Device, driver_cuda: tuple[int, int] | None) -> 
     driver = ".".join(map(str, driver_cuda)) if driver_cuda else "unknown"
     lines = [f"GPU: {device.name} x{device.count}, {device.total_gib:.1f} GiB ({device.free_gib:.1f} free), "
              f"native bf16: {device.bf16}, driver CUDA: {driver}"]
-    served, minutes = gpu_path.serving_choice(device)
-    if served:
-        lines.append(f"notebook 03: {served.model} ({catalog.weight_bytes(served.model) / 1e9:.1f} GB download), "
-                     f"estimated generation {minutes:.0f} min on a {gpu_path.gpu_class(device.total_gib, device.name)}")
-    lines.append("notebook 04: " + gpu_path.reasoning_sizes(device).describe())
+    for plan in (run_plans.notebook_03, run_plans.notebook_04):
+        try:
+            lines.append(plan(device, quick_mode=False).describe())
+        except MemoryError as error:
+            lines.append(f"{plan.__name__}: {error}")
     return lines
 
 
@@ -43,7 +44,7 @@ def summary_text(path: Path) -> str:
     """The text output of the executed notebook's results-summary cell (the one that defines ``summary``)."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code" and "summary = {" in cell.source:
+        if cell.cell_type == "code" and "summary = Summary(" in cell.source:
             texts = [o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", [])]
             return "\n".join(texts).strip() or "(no text output)"
     return "(no summary cell found)"
@@ -74,7 +75,7 @@ def main() -> int:
         path = ROOT / "notebooks" / NOTEBOOKS[key]
         started = time.time()
         try:
-            run(path, out_dir / path.name, timeout=gpu_path.cell_timeout(on_gpu=True))
+            run(path, out_dir / path.name, timeout=CELL_TIMEOUT)
             minutes = (time.time() - started) / 60
             print(f"\n== {path.name}: ran in {minutes:.1f} min\n{summary_text(out_dir / path.name)}")
         except Exception as err:   # report each notebook, then fail at the end

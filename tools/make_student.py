@@ -1,10 +1,12 @@
 """``make student``: copies of the notebooks to hand out, without outputs and without the worked solutions.
 
-    python tools/make_student.py [OUT]      # default: build/student/
+    python tools/make_student.py [OUT]      # default: handouts/ (committed, so that Colab can open them)
 
 Each copy keeps every lesson and exercise cell; it drops each cell's outputs and execution count (the learner runs
 them), the cells tagged "checks" (the builders' checks of the reference run's figures: the test suite runs them), and
-the "## Worked solutions" section (the cells from that heading to the next "## " heading, or the end).
+the "## Worked solutions" section (the cells from that heading to the next "## " heading, or the end). Its
+"Open in Colab" link opens the hand-out itself, not the notebook with the solutions. A test keeps the committed
+hand-outs equal to what this writes: after editing a notebook, run `make student`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = "## Worked solutions"
 HARNESS_TAG = "checks"
+NOTEBOOK_LINK, HANDOUT_LINK = "/blob/main/notebooks/", "/blob/main/handouts/"
 
 
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -34,6 +37,8 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        elif NOTEBOOK_LINK in cell.source:
+            cell.source = cell.source.replace(NOTEBOOK_LINK, HANDOUT_LINK)   # Colab opens the hand-out
         kept.append(cell)
     copy.cells = kept
     return copy
@@ -50,4 +55,4 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "student"))
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "handouts"))

@@ -24,9 +24,15 @@ from course_utils.flavour import (  # noqa: E402
     CPU_UNWANTED,
     CUDA_SETS,
     FLAVOURS,
+    NO_SMI_NOTE,
+    build_tools_here,
+    build_tools_problem,
+    capability_problem,
     detect_flavour,
     driver_cuda_version,
     driver_problem,
+    gpu_capabilities,
+    nvidia_device_without_driver_tools,
 )
 
 VENV = ROOT / os.environ.get("COURSE_VENV", ".venv")
@@ -83,6 +89,13 @@ def main() -> int:
     if flavour in CUDA_SETS and (problem := driver_problem(driver_cuda_version(), flavour)):
         print(f"Cannot set up the {flavour} flavour: {problem}", file=sys.stderr)
         return 1
+    if flavour in CUDA_SETS and (problem := capability_problem(gpu_capabilities())):
+        print(f"Cannot set up the {flavour} flavour: {problem}", file=sys.stderr)
+        return 1
+    if flavour in CUDA_SETS and (problem := build_tools_problem(*build_tools_here())):
+        print(f"Warning: {problem}", file=sys.stderr)
+    if flavour == "cpu" and not os.environ.get("COURSE_FLAVOUR") and nvidia_device_without_driver_tools():
+        print(f"Note: {NO_SMI_NOTE}", file=sys.stderr)
     wanted = fingerprint(flavour)
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
         quiet_jupyterlab(VENV)
