@@ -31,14 +31,16 @@ from course_utils.catalog import GIB
 # beside it (tools/run_notebooks.py and benchmarks/quick_mode.py, each in a fresh kernel; docs/maintaining.md has
 # the history). The README's time table is written from this one (a test keeps them equal).
 MEASURED_SECONDS = {
-    "00": (12, 11), "01": (161, 48), "02": (386, 132), "03": (72, 41), "04": (60, 24), "05": (406, 106),
-    "06": (146, 77), "07": (180, 90),
+    "00": (11, 12), "01": (181, 81), "02": (378, 111), "03": (71, 50), "04": (62, 27), "05": (381, 70),
+    "06": (184, 106), "07": (68, 45),
 }
 MEASURED_ON = "a 2-core AMD EPYC"
 
 
 def minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    """A measured run time as the tables state it: whole minutes from 90 s, else to the nearest 10 s (finer would
+    only repeat one run's noise)."""
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(10, int(seconds / 10 + 0.5) * 10)} s"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,16 +103,19 @@ def _cpu_time(notebook: str, quick_mode: bool) -> str:
 @dataclass(frozen=True, kw_only=True)
 class FamilyPlan(Plan):
     this_gpu: hardware.ServingPlan | None = field(default=None, repr=False)   # what fits on this machine's GPU
+    this_gpu_note: str = field(default="", repr=False)                        # ... said in one line ("" on a CPU)
 
 
 def notebook_00(device: hardware.Device) -> FamilyPlan:
     """Notebook 00 is arithmetic, the same everywhere; on a GPU it also says what fits on this one."""
-    this_gpu = None
+    this_gpu, note = None, ""
     if device.kind == "cuda":
         this_gpu = hardware.recommend(device.free_gib, 1, bf16=device.bf16)
+        note = (f"On this machine's {device.name} ({device.free_gib:.0f} GiB free): "
+                + (this_gpu.command if this_gpu else "no R1 distill fits with a 32k context"))
     where = f"{device.name}, {device.free_gib:.0f} GiB free" if device.kind == "cuda" else device.name
     return FamilyPlan(notebook="00", path=f"calculators from the models' configs (the same anywhere; here: {where})",
-                      time=_cpu_time("00", False), this_gpu=this_gpu)
+                      time=_cpu_time("00", False), this_gpu=this_gpu, this_gpu_note=note)
 
 
 # ---------------------------------------------------------------- notebook 01

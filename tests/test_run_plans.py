@@ -190,3 +190,11 @@ def test_the_gpu_minutes_table_comes_from_the_plans():
         assert row["notebook 04 generation (min)"] <= run_plans.BUDGET_MINUTES
         device = gpu_path.fake_device(row["GPU"])
         assert row["notebook 04 model"].split(" + ")[0] == run_plans.notebook_04(device, False).model.split("/")[1]
+
+
+def test_notebook_00_says_what_fits_on_this_gpu_and_nothing_on_a_cpu():
+    assert run_plans.notebook_00(CPU).this_gpu_note == ""
+    t4 = run_plans.notebook_00(gpu("T4"))
+    assert t4.this_gpu is not None and t4.this_gpu_note.endswith(t4.this_gpu.command)
+    tiny = hardware.Device("cuda", "a 4 GiB card", 1, 4.0, 3.5, False, 8, 32.0, (7, 5))
+    assert run_plans.notebook_00(tiny).this_gpu_note.endswith("no R1 distill fits with a 32k context")
