@@ -438,7 +438,7 @@ def _notebook_04_endpoint(endpoint, fast: bool) -> ReasoningPlan:
     if is_toy(endpoint.model):
         return ReasoningPlan(
             notebook="04", path=endpoint.describe(), quick=fast, checks_reference=False, model=endpoint.model,
-            real=False, max_model_len=0, dtype=None, max_tokens=128, toy_problems=50 if fast else 100,
+            real=False, max_model_len=0, dtype=None, max_tokens=128, toy_problems=20 if fast else 100,
             n_samples=4 if fast else 8, k_problems=16 if fast else 32, hot_temperature=1.5, tips=tips,
             endpoint=endpoint, downloads="nothing (the model runs at the endpoint)", notes=note)
     budget = Budget(endpoint)
