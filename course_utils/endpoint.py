@@ -34,6 +34,8 @@ PROVIDER_KEYS = {"api.deepseek.com": "DEEPSEEK_API_KEY", "openrouter.ai": "OPENR
                  "api.together.xyz": "TOGETHER_API_KEY", "api.fireworks.ai": "FIREWORKS_API_KEY"}
 RETRIES_ON_429 = 3                     # a rate-limited request is retried this many times at most
 LONGEST_WAIT_S = 30.0                  # ... waiting what the server's retry-after asks, up to this long
+RETRIES_ON_SERVER_ERROR = 2            # a 500, 502 or 503 is retried after a brief wait (DeepSeek's error codes
+SERVER_ERROR_WAITS_S = (1.0, 3.0)      # page advises exactly that: api-docs.deepseek.com/quick_start/error_codes)
 
 
 class Secret:
@@ -188,21 +190,28 @@ def _list_models(base_url: str, key: Secret) -> list[str]:
 
 def call(endpoint: Endpoint, request, sleep=time.sleep):
     """``request(client)`` against the endpoint. A 429 is retried after the server's ``retry-after`` (at most
-    ``RETRIES_ON_429`` times, waiting at most ``LONGEST_WAIT_S`` each); every other failure becomes an
-    ``EndpointError`` that says what is wrong and what to do, in seconds, with the key scrubbed."""
+    ``RETRIES_ON_429`` times, waiting at most ``LONGEST_WAIT_S`` each), a 500/502/503 after a brief wait (at most
+    ``RETRIES_ON_SERVER_ERROR`` times); every other failure becomes an ``EndpointError`` that says what is wrong
+    and what to do, in seconds, with the key scrubbed."""
     import openai
 
     client = endpoint.client()
-    for attempt in range(RETRIES_ON_429 + 1):
+    rate_limited = server_errors = 0
+    while True:
         try:
             return request(client)
         except openai.RateLimitError as error:
-            if attempt == RETRIES_ON_429:
+            if rate_limited == RETRIES_ON_429:
                 raise _plain(endpoint, error) from None
+            rate_limited += 1
             sleep(_retry_after(error))
+        except openai.InternalServerError as error:
+            if error.status_code not in (500, 502, 503) or server_errors == RETRIES_ON_SERVER_ERROR:
+                raise _plain(endpoint, error) from None
+            sleep(SERVER_ERROR_WAITS_S[server_errors])
+            server_errors += 1
         except openai.APIError as error:
             raise _plain(endpoint, error) from None
-    raise AssertionError("unreachable")
 
 
 def _retry_after(error) -> float:
@@ -217,7 +226,11 @@ def _retry_after(error) -> float:
 def _plain(endpoint: Endpoint, error) -> EndpointError:
     import openai
 
-    host, said = endpoint.host, scrub(str(getattr(error, "message", error)), endpoint.key)
+    said = str(getattr(error, "message", error))
+    body = getattr(error, "body", None)
+    if isinstance(body, str) and body and body not in said:      # a plain-text body: the openai client drops it
+        said = f"{said} - {body[:200]}"
+    host, said = endpoint.host, scrub(said, endpoint.key)
     status = getattr(error, "status_code", None)
     if isinstance(error, openai.APIConnectionError):
         text = (f"cannot reach {host} ({type(error).__name__}): check {SWITCH}, that the server runs and that this "
@@ -233,6 +246,9 @@ def _plain(endpoint: Endpoint, error) -> EndpointError:
     elif status == 429:
         text = (f"{host} is rate-limiting these requests (429), still after {RETRIES_ON_429} waits: try again later, "
                 "or send fewer at a time")
+    elif status in (500, 502, 503):
+        text = (f"{host} failed on its side ({status}), {RETRIES_ON_SERVER_ERROR + 1} times in a row: {said}. Try "
+                "again in a minute; a server you started: read the end of its log")
     else:
         text = f"{host} answered {status or type(error).__name__}: {said}"
     return EndpointError(text)

@@ -139,7 +139,8 @@ def scale_out_commands(model: str, gpus: int = 2, first_port: int = 8001) -> dic
 def proxy_app(upstream: str, key: str, upstream_key: str = "", max_body: int = MAX_BODY_BYTES):
     """An ASGI app in front of vLLM at ``upstream``: every request needs ``Authorization: Bearer <key>`` (401
     otherwise, whatever the path), only ``ROUTES`` exist (404 for the rest), bodies above ``max_body`` bytes are
-    refused (413); what passes is forwarded with vLLM's own key, streamed back as it arrives."""
+    refused (413); what passes is forwarded with vLLM's own key, streamed back as it arrives; when vLLM does not
+    answer, a 502 says so in JSON (a client shows its message)."""
     import httpx
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
@@ -148,7 +149,11 @@ def proxy_app(upstream: str, key: str, upstream_key: str = "", max_body: int = M
 
     if not key:
         raise ValueError("the workshop needs a key: every route answers only with it")
-    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(None, connect=10.0))
+    # A fresh connection per request: a pooled one that vLLM's server closes after its keep-alive timeout can be
+    # reused in the same instant, and that request fails (httpx's RemoteProtocolError). On loopback a connect costs
+    # well under a millisecond.
+    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(None, connect=10.0),
+                               limits=httpx.Limits(max_keepalive_connections=0))
     expected = f"Bearer {key}".encode()
 
     def error(status: int, message: str) -> JSONResponse:
@@ -167,7 +172,11 @@ def proxy_app(upstream: str, key: str, upstream_key: str = "", max_body: int = M
         if upstream_key:
             headers["authorization"] = f"Bearer {upstream_key}"
         forwarded = client.build_request(request.method, request.url.path, content=body, headers=headers)
-        reply = await client.send(forwarded, stream=True)
+        try:
+            reply = await client.send(forwarded, stream=True)
+        except httpx.TransportError as failure:
+            return error(502, f"the model server behind this room did not answer ({type(failure).__name__}): "
+                              "try again; if it keeps failing, tell the instructor")
         return StreamingResponse(reply.aiter_raw(), status_code=reply.status_code,
                                  media_type=reply.headers.get("content-type"), background=BackgroundTask(reply.aclose))
 

@@ -58,3 +58,11 @@ def test_the_readme_stays_a_learners_page():
     1,100-2,100 words. The history lives in docs/maintaining.md and benchmarks/README.md."""
     assert len(README.split()) <= 2100
     assert README.index("## Start here") < README.index("## The course") < README.index("## For maintainers")
+
+
+def test_every_make_target_the_pages_name_exists():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, flags=re.M))
+    for text in (README, MAINTAINING, WORKSHOP):
+        for target in re.findall(r"`[^`]*\bmake ([a-z][a-z0-9-]*)", text):
+            assert target in targets, f"make {target}"

@@ -125,6 +125,39 @@ def test_a_rate_limit_is_waited_out_as_the_server_asks_a_bounded_number_of_times
     assert waits == [endpoint.LONGEST_WAIT_S] * endpoint.RETRIES_ON_429
 
 
+def test_a_server_error_is_retried_briefly_then_said_plainly_with_its_text_body():
+    """DeepSeek's error codes page: retry a 500 or 503 after a brief wait. A 502 is what the workshop proxy
+    answers when vLLM behind it does not; a plain-text body (the openai client drops it) is kept, key scrubbed."""
+    waits, calls = [], []
+
+    def fails_once(client):
+        calls.append(1)
+        if len(calls) < 2:
+            raise openai.InternalServerError("Error code: 502", response=response(502), body=None)
+        return "answer"
+
+    assert endpoint.call(PAID, fails_once, sleep=waits.append) == "answer" and waits == [1.0]
+    waits.clear()
+
+    def always_fails(client):
+        raise openai.InternalServerError("Error code: 500", response=response(500),
+                                         body=f"Internal Server Error near {KEY}")
+
+    with pytest.raises(endpoint.EndpointError) as caught:
+        endpoint.call(PAID, always_fails, sleep=waits.append)
+    said = str(caught.value)
+    assert "failed on its side (500), 3 times" in said and "Internal Server Error near ***" in said
+    assert KEY not in said and waits == list(endpoint.SERVER_ERROR_WAITS_S)
+    waits.clear()
+
+    def not_implemented(client):                       # a 501 will not get better by waiting
+        raise openai.InternalServerError("Error code: 501", response=response(501), body=None)
+
+    with pytest.raises(endpoint.EndpointError, match="answered 501"):
+        endpoint.call(PAID, not_implemented, sleep=waits.append)
+    assert waits == []
+
+
 def test_each_sample_of_a_question_gets_its_own_seed(monkeypatch):
     """A server that honours ``seed`` (vLLM) returns one text for one seed: n samples sent with the same seed would
     be n copies, and cons@k would equal pass@1."""

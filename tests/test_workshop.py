@@ -86,3 +86,43 @@ def test_the_proxy_refuses_without_the_key_serves_three_routes_and_forwards_vllm
     assert seen == [("GET", "/v1/models", "Bearer vllm-key")]          # the room's key never reaches vLLM
     with pytest.raises(ValueError, match="key"):
         workshop.proxy_app("http://vllm", key="")
+
+
+def test_the_proxy_opens_one_connection_per_request_and_says_502_when_vllm_does_not_answer():
+    """A pooled keep-alive connection that vLLM closes as the proxy reuses it failed one request in a CI run
+    (a bare 500): the proxy keeps no idle connection, and a dead upstream gives a 502 with a message."""
+    import socket
+    import threading
+
+    connections, stop = [], threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+
+    def serve():             # answers each request on its connection, then, from the third on, hangs up unanswered
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            connections.append(conn)
+            with conn:
+                conn.recv(65536)
+                if len(connections) <= 2:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+                                 b"connection: keep-alive\r\n\r\n{}")
+                    conn.recv(65536)     # waits for the proxy to close its side: it keeps no idle connection
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        app = workshop.proxy_app(f"http://127.0.0.1:{listener.getsockname()[1]}", key="room-key")
+        assert [ask(app, "GET", "/v1/models", "room-key").status_code for _ in range(2)] == [200, 200]
+        assert len(connections) == 2
+        failed = ask(app, "GET", "/v1/models", "room-key")
+        assert failed.status_code == 502 and "did not answer" in failed.json()["error"]["message"]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
