@@ -18,7 +18,7 @@ from course_utils.processes import BackgroundServer, claim_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "ws-RECOGNISABLE-test-key-5f3a9c"
-pytestmark = [pytest.mark.server, pytest.mark.notebook]
+pytestmark = [pytest.mark.server, pytest.mark.notebook, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,10 @@ def test_every_file_the_package_opens_is_inside_it(installed):
     assert found["runs"] == sorted(["rl", "weak_rl", "distilled", "weak_distilled", "rl_language"])
 
 
-@pytest.mark.parametrize("notebook, quick", [("00_deepseek_family", "0"), ("06_serving_as_a_service", "1")])
+@pytest.mark.parametrize("notebook, quick", [
+    ("00_deepseek_family", "0"),
+    pytest.param("06_serving_as_a_service", "1", marks=pytest.mark.slow),   # a quick-mode run: the slow lane
+])
 def test_a_notebook_runs_to_its_end_from_the_installed_package(installed, notebook, quick):
     """Notebook 06 builds a Bento and serves the toy R1 (the quick mode: the same steps, fewer requests); notebook
     00 is the first a learner opens. Each runs from a copy outside the repository, in a kernel that imports the

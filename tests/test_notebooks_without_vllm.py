@@ -12,6 +12,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["03_serving_distills", "04_examining_reasoning", "06_serving_as_a_service"])
 def test_notebook_runs_with_the_transformers_fallback(name, monkeypatch):
     monkeypatch.setenv("COURSE_NO_VLLM", "1")

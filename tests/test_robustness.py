@@ -26,6 +26,7 @@ def one_thread():
 
 
 @pytest.mark.training
+@pytest.mark.slow      # benchmarks/robustness.py measures this recipe over seeds 0-4 and 1-2 threads
 def test_teacher_recipe_clears_the_bar_with_another_seed_and_one_thread(one_thread):
     recipe = toy_reasoner.Recipe(seed=1)   # the notebook and the checkpoint use seed 0
     tokenizer = toy_reasoner.build_tokenizer()
