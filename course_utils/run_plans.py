@@ -82,7 +82,7 @@ def _short(value) -> str:
     if isinstance(value, str) and os.path.isabs(value):     # a local folder: its last two parts say enough
         return repr(os.path.join("...", *value.split(os.sep)[-2:]))
     if dataclasses.is_dataclass(value):
-        return type(value).__name__ + "(" + ", ".join(f"{k}={v}" for k, v in vars(value).items()) + ")"
+        return type(value).__name__ + "(" + ", ".join(f"{k}={_short(v)}" for k, v in vars(value).items()) + ")"
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -2,6 +2,7 @@
 own rule, and each plan must say what it does before any work."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -146,6 +147,8 @@ def test_cpu_plans_describe_themselves_and_check_the_reference_only_in_full_mode
         text = plan.describe()
         assert text.startswith(f"Notebook {plan.notebook}") and "downloads: nothing" in text and "measured" in text
         assert dataclasses.is_dataclass(plan) and plan.__dataclass_params__.frozen
+        sizes = text.split("  sizes: ")[1].split("\n")[0]     # this machine's folders are not shown, nested or not
+        assert str(Path(__file__).resolve().parent.parent) not in sizes, sizes
 
 
 def test_comparisons_keep_a_spread_in_quick_mode():
