@@ -36,8 +36,9 @@ test: setup           ## the full suite: unit tests + every notebook executed by
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not slow" --junitxml=build/test-times.xml
 
 # The rehearsals that run notebooks in their quick mode along other routes (03-04 in endpoint mode against the
-# workshop server and a stand-in for DeepSeek's API; 03, 04, 06 without vLLM) and the teacher's recipe at a second
-# seed: kept out of `make test` so that it stays under 20 minutes on 2 cores. CI runs this lane after it.
+# workshop server and a stand-in for DeepSeek's API; 03, 04, 06 without vLLM; 06 from the installed wheel) and the
+# teacher's recipe at a second seed: kept out of `make test` so that it stays under 20 minutes on 2 cores. CI runs
+# this lane after it.
 test-slow: setup      ## the slow lane: endpoint mode against real servers, no-vLLM fallbacks, a second training seed
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m slow --junitxml=build/test-slow-times.xml
 
