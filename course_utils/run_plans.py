@@ -78,12 +78,14 @@ class Plan:
         return "\n".join(lines)
 
 
-def _short(value) -> str:
+def _short(value, nested: bool = False) -> str:
+    """A size as ``describe`` prints it: strings quoted at the top level, as a dataclass prints them inside one."""
     if isinstance(value, str) and os.path.isabs(value):     # a local folder: its last two parts say enough
-        return repr(os.path.join("...", *value.split(os.sep)[-2:]))
+        value = os.path.join("...", *value.split(os.sep)[-2:])
     if dataclasses.is_dataclass(value):
-        return type(value).__name__ + "(" + ", ".join(f"{k}={_short(v)}" for k, v in vars(value).items()) + ")"
-    return repr(value) if isinstance(value, str) else str(value)
+        fields = ", ".join(f"{k}={_short(v, nested=True)}" for k, v in vars(value).items())
+        return f"{type(value).__name__}({fields})"
+    return repr(value) if isinstance(value, str) and not nested else str(value)
 
 
 def _is_quick(quick_mode: bool | None) -> bool:
